@@ -1,0 +1,78 @@
+"""PPO with the clipped surrogate objective (Schulman et al., 2017).
+
+For each epoch, for each minibatch of the Traj: one policy step on ``lf.pg_clip`` and
+one value step on ``lf.monte_carlo``. Needs the columns ``obs``, ``acs``, ``advs``,
+``rets`` and the sampler's stored distribution parameters (and ``vs`` if the value
+loss is clipped).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trajkit import lf
+from trajkit.algos.common import TrainResult, as_generator, explained_variance, require, step
+from trajkit.traj import Traj
+
+
+def train(
+    *,
+    traj: Traj,
+    pol: torch.nn.Module,
+    vf: torch.nn.Module,
+    optim_pol: torch.optim.Optimizer,
+    optim_vf: torch.optim.Optimizer,
+    epoch: int,
+    batch_size: int,
+    clip_param: float = 0.2,
+    ent_beta: float = 0.0,
+    vf_clip_param: float | None = None,
+    max_grad_norm: float | None = 0.5,
+    target_kl: float | None = None,
+    generator: torch.Generator | int | None = None,
+) -> TrainResult:
+    """Update ``pol`` and ``vf`` in place with PPO-clip on ``traj``.
+
+    Args:
+        epoch: passes over the Traj. batch_size: minibatch size in steps (the last
+            partial batch of each pass is used too).
+        clip_param: the ratio clip ``epsilon``. ent_beta: entropy bonus weight.
+        vf_clip_param: clip the value prediction around the old ``vs`` (None: no clipping).
+        max_grad_norm: gradient-norm clip for each optimizer step (None: none).
+        target_kl: stop the remaining epochs once an epoch's mean KL exceeds this.
+        generator: minibatch shuffling (a generator, a seed, or None for torch's default).
+
+    Returns:
+        ``losses["pol_loss"]``, ``losses["vf_loss"]``, ``losses["kl"]`` per epoch;
+        ``diagnostics`` ``kl``, ``ent``, ``clip_frac`` (last epoch), ``explained_var``
+        (of the old ``vs`` if present), ``epochs_run``.
+    """
+    require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
+    if vf_clip_param is not None:
+        require(traj, "vs")
+    g = as_generator(generator)
+    result = TrainResult()
+    info: dict[str, torch.Tensor] = {}
+    epochs_run = 0
+    for _ in range(epoch):
+        sums = {"pol_loss": 0.0, "vf_loss": 0.0, "kl": 0.0, "ent": 0.0, "clip_frac": 0.0}
+        n = 0
+        for batch in traj.iterate(batch_size, epoch=1, shuffle=True, generator=g):
+            pol_loss, info = lf.pg_clip(pol, batch, clip_param, ent_beta)
+            step(optim_pol, pol_loss, pol.parameters(), max_grad_norm)
+            vf_loss, _ = lf.monte_carlo(vf, batch, vf_clip_param)
+            step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
+            w = len(batch["obs"])
+            n += w
+            for k, v in (("pol_loss", pol_loss), ("vf_loss", vf_loss), *info.items()):
+                sums[k] += float(v.detach()) * w
+        means = {k: v / n for k, v in sums.items()}
+        epochs_run += 1
+        result.append(pol_loss=means["pol_loss"], vf_loss=means["vf_loss"], kl=means["kl"])
+        result.diagnostics.update(kl=means["kl"], ent=means["ent"], clip_frac=means["clip_frac"])
+        if target_kl is not None and means["kl"] > target_kl:
+            break
+    if "vs" in traj:
+        result.diagnostics["explained_var"] = explained_variance(traj["vs"], traj["rets"])
+    result.diagnostics["epochs_run"] = float(epochs_run)
+    return result

@@ -1,0 +1,67 @@
+"""PPO with an adaptive KL penalty (Schulman et al., 2017, section 4).
+
+Minibatch steps on ``lf.pg_kl`` and ``lf.monte_carlo``. After the epochs the KL to the
+old policy is measured on the whole Traj and the coefficient adapted: doubled if the
+KL is above ``1.5 * kl_targ``, halved if below ``kl_targ / 1.5``. The new coefficient is
+returned (``diagnostics["kl_beta"]``); pass it in next time. Nothing is kept between
+calls.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trajkit import lf
+from trajkit.algos.common import TrainResult, as_generator, explained_variance, require, step
+from trajkit.traj import Traj
+
+
+def train(
+    *,
+    traj: Traj,
+    pol: torch.nn.Module,
+    vf: torch.nn.Module,
+    optim_pol: torch.optim.Optimizer,
+    optim_vf: torch.optim.Optimizer,
+    epoch: int,
+    batch_size: int,
+    kl_beta: float = 1.0,
+    kl_targ: float = 0.01,
+    ent_beta: float = 0.0,
+    max_grad_norm: float | None = 0.5,
+    generator: torch.Generator | int | None = None,
+) -> TrainResult:
+    """Update ``pol`` and ``vf`` in place with PPO-KL on ``traj``.
+
+    Returns:
+        ``losses["pol_loss"]``, ``losses["vf_loss"]`` per epoch; ``diagnostics``
+        ``kl`` (whole Traj, after the update), ``ent``, ``kl_beta`` (the adapted
+        coefficient for the next call), ``explained_var``.
+    """
+    require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
+    g = as_generator(generator)
+    result = TrainResult()
+    for _ in range(epoch):
+        pol_sum = vf_sum = 0.0
+        n = 0
+        for batch in traj.iterate(batch_size, epoch=1, shuffle=True, generator=g):
+            pol_loss, _ = lf.pg_kl(pol, batch, kl_beta, ent_beta)
+            step(optim_pol, pol_loss, pol.parameters(), max_grad_norm)
+            vf_loss, _ = lf.monte_carlo(vf, batch)
+            step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
+            w = len(batch["obs"])
+            pol_sum, vf_sum, n = pol_sum + float(pol_loss.detach()) * w, vf_sum + float(vf_loss.detach()) * w, n + w
+        result.append(pol_loss=pol_sum / n, vf_loss=vf_sum / n)
+    with torch.no_grad():
+        full = traj.full_batch()
+        params = pol(full["obs"])
+        kl = float(pol.pd.kl_pq(lf.old_params(pol, full), params).mean())
+        ent = float(pol.pd.ent(params).mean())
+    if kl > 1.5 * kl_targ:
+        kl_beta *= 2.0
+    elif kl < kl_targ / 1.5:
+        kl_beta /= 2.0
+    result.diagnostics.update(kl=kl, ent=ent, kl_beta=kl_beta)
+    if "vs" in traj:
+        result.diagnostics["explained_var"] = explained_variance(traj["vs"], traj["rets"])
+    return result

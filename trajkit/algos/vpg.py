@@ -1,0 +1,54 @@
+"""Vanilla policy gradient (REINFORCE with a learned baseline, as in Spinning Up's VPG).
+
+One policy step on the whole Traj with ``lf.pg``, then ``vf_epoch`` passes of value
+regression with ``lf.monte_carlo`` in minibatches.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trajkit import lf
+from trajkit.algos.common import TrainResult, as_generator, explained_variance, require, step
+from trajkit.traj import Traj
+
+
+def train(
+    *,
+    traj: Traj,
+    pol: torch.nn.Module,
+    vf: torch.nn.Module,
+    optim_pol: torch.optim.Optimizer,
+    optim_vf: torch.optim.Optimizer,
+    vf_epoch: int = 80,
+    vf_batch_size: int = 256,
+    ent_beta: float = 0.0,
+    max_grad_norm: float | None = None,
+    generator: torch.Generator | int | None = None,
+) -> TrainResult:
+    """Update ``pol`` (one gradient step on all of ``traj``) and ``vf`` in place.
+
+    Returns:
+        ``losses["pol_loss"]`` (one value), ``losses["vf_loss"]`` per value epoch;
+        ``diagnostics`` ``kl`` (after the step), ``ent``, ``explained_var``.
+    """
+    require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
+    result = TrainResult()
+    full = traj.full_batch()
+    pol_loss, info = lf.pg(pol, full, ent_beta)
+    step(optim_pol, pol_loss, pol.parameters(), max_grad_norm)
+    result.append(pol_loss=pol_loss)
+    g = as_generator(generator)
+    for _ in range(vf_epoch):
+        total, n = 0.0, 0
+        for batch in traj.iterate(vf_batch_size, epoch=1, shuffle=True, generator=g):
+            vf_loss, _ = lf.monte_carlo(vf, batch)
+            step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
+            total, n = total + float(vf_loss.detach()) * len(batch["obs"]), n + len(batch["obs"])
+        result.append(vf_loss=total / n)
+    with torch.no_grad():
+        kl = pol.pd.kl_pq(lf.old_params(pol, full), pol(full["obs"])).mean()
+    result.diagnostics.update(kl=float(kl), ent=float(info["ent"]))
+    if "vs" in traj:
+        result.diagnostics["explained_var"] = explained_variance(traj["vs"], traj["rets"])
+    return result

@@ -1,0 +1,278 @@
+"""Policies: modules mapping observations to a distribution's parameters.
+
+Every policy has
+
+* ``forward(obs: (B, *obs_shape)) -> params``: the distribution parameters
+  (a dict of ``(B, ...)`` tensors, keys ``pol.pd.param_names``), differentiable;
+* ``act(obs, deterministic, generator) -> (acs, params)``: actions ``(B, *ac_shape)``
+  in the policy's own space plus the parameters, which the sampler stores per step
+  (so PPO and TRPO get the old log-likelihoods without keeping the old policy);
+* ``to_env_ac(ac) -> env action``: what is sent to the environment for one action.
+  For Box spaces this is where rescaling and clipping happen, so ``traj["acs"]`` keeps
+  the raw sample the log-likelihood refers to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from trajkit.pds import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    CategoricalPd,
+    DeterministicPd,
+    GaussianPd,
+    MultiCategoricalPd,
+    Params,
+    Pd,
+)
+
+
+def flat_dim(space: gym.Space) -> int:
+    """Number of scalars in one element of a Box/Discrete/MultiDiscrete space."""
+    return int(gym.spaces.flatdim(space))
+
+
+def box_to_env(ac: np.ndarray, space: gym.spaces.Box, rescale: bool) -> np.ndarray:
+    """Map one policy action to a Box: affinely from ``[-1, 1]`` (``rescale``) or by clipping.
+
+    Dimensions with an infinite bound pass through unchanged.
+    """
+    low = space.low.astype(np.float64).reshape(-1)
+    high = space.high.astype(np.float64).reshape(-1)
+    ac = np.asarray(ac, dtype=np.float64).reshape(-1)
+    out = ac.copy()
+    b = np.isfinite(low) & np.isfinite(high)
+    if rescale:
+        out[b] = low[b] + (np.clip(ac[b], -1.0, 1.0) + 1.0) * 0.5 * (high[b] - low[b])
+    else:
+        out[b] = np.clip(ac[b], low[b], high[b])
+    return out.reshape(space.shape).astype(space.dtype)
+
+
+def _out_dim(net: nn.Module, in_dim: int) -> int:
+    with torch.no_grad():
+        p = next(iter(net.parameters()), None)
+        dev = p.device if p is not None else torch.device("cpu")
+        return int(net(torch.zeros(1, in_dim, device=dev)).shape[-1])
+
+
+class BasePol(nn.Module):
+    """Common parts: observation flattening/normalization and the ``act`` loop."""
+
+    pd: Pd
+
+    def __init__(
+        self, ob_space: gym.Space, ac_space: gym.Space, obs_normalizer: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        self.ob_space, self.ac_space = ob_space, ac_space
+        self.obs_normalizer = obs_normalizer
+
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.float()
+        if self.obs_normalizer is not None:
+            obs = self.obs_normalizer(obs)
+        return obs.reshape(obs.shape[0], -1)
+
+    def forward(self, obs: torch.Tensor) -> Params:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, Params]:
+        """Actions ``(B, *ac_shape)`` and distribution parameters for observations ``(B, *obs_shape)``."""
+        params = self(obs)
+        acs = self.pd.mode(params) if deterministic else self.pd.sample(params, generator)
+        return acs, params
+
+    def to_env_ac(self, ac: np.ndarray) -> Any:
+        """The action the environment receives for one policy action ``ac: (*ac_shape)``."""
+        return ac
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+
+class GaussianPol(BasePol):
+    """Diagonal Gaussian policy for Box action spaces.
+
+    ``net`` maps ``(B, obs_dim)`` to either ``(B, A)`` (the mean; ``log_std`` is then a
+    learned state-independent parameter starting at ``log_std_init``) or ``(B, 2A)``
+    (mean and log-std). ``log_std`` is clamped to ``[-20, 2]``.
+
+    With ``rescale`` (default) the policy acts in ``[-1, 1]`` and :meth:`to_env_ac` maps
+    that affinely onto the Box bounds, clipping; with ``rescale=False`` actions are only
+    clipped to the bounds. Unbounded dimensions pass through.
+    """
+
+    def __init__(
+        self,
+        ob_space: gym.Space,
+        ac_space: gym.spaces.Box,
+        net: nn.Module,
+        *,
+        log_std_init: float = 0.0,
+        rescale: bool = True,
+        obs_normalizer: nn.Module | None = None,
+    ) -> None:
+        super().__init__(ob_space, ac_space, obs_normalizer)
+        if not isinstance(ac_space, gym.spaces.Box):
+            raise TypeError(f"GaussianPol needs a Box action space, got {ac_space}")
+        self.net = net
+        self.pd = GaussianPd()
+        a = int(np.prod(ac_space.shape))
+        out = _out_dim(net, flat_dim(ob_space))
+        if out == 2 * a:
+            self.log_std = None
+        elif out == a:
+            self.log_std = nn.Parameter(torch.full((a,), float(log_std_init)))
+        else:
+            raise ValueError(f"net outputs {out} values; GaussianPol needs {a} (mean) or {2 * a} (mean, log_std)")
+        self.ac_dim = a
+        self.rescale = rescale
+
+    def forward(self, obs: torch.Tensor) -> Params:
+        out = self.net(self._features(obs))
+        if self.log_std is None:
+            mean, log_std = out.split(self.ac_dim, -1)
+        else:
+            mean, log_std = out, self.log_std.expand_as(out)
+        return {"mean": mean, "log_std": log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)}
+
+    def to_env_ac(self, ac: np.ndarray) -> np.ndarray:
+        return box_to_env(ac, self.ac_space, self.rescale)
+
+
+class CategoricalPol(BasePol):
+    """Categorical policy for Discrete action spaces; ``net`` maps ``(B, obs_dim)`` to ``(B, n)`` logits."""
+
+    def __init__(
+        self,
+        ob_space: gym.Space,
+        ac_space: gym.spaces.Discrete,
+        net: nn.Module,
+        *,
+        obs_normalizer: nn.Module | None = None,
+    ) -> None:
+        super().__init__(ob_space, ac_space, obs_normalizer)
+        if not isinstance(ac_space, gym.spaces.Discrete):
+            raise TypeError(f"CategoricalPol needs a Discrete action space, got {ac_space}")
+        out = _out_dim(net, flat_dim(ob_space))
+        if out != int(ac_space.n):
+            raise ValueError(f"net outputs {out} logits; the action space has {ac_space.n} actions")
+        self.net = net
+        self.pd = CategoricalPd()
+
+    def forward(self, obs: torch.Tensor) -> Params:
+        return {"logits": torch.log_softmax(self.net(self._features(obs)), -1)}
+
+    def to_env_ac(self, ac: np.ndarray) -> int:
+        return int(ac) + int(self.ac_space.start)
+
+
+class MultiCategoricalPol(BasePol):
+    """Independent categoricals for MultiDiscrete spaces; ``net`` outputs ``(B, sum(nvec))`` logits."""
+
+    def __init__(
+        self,
+        ob_space: gym.Space,
+        ac_space: gym.spaces.MultiDiscrete,
+        net: nn.Module,
+        *,
+        obs_normalizer: nn.Module | None = None,
+    ) -> None:
+        super().__init__(ob_space, ac_space, obs_normalizer)
+        if not isinstance(ac_space, gym.spaces.MultiDiscrete) or ac_space.nvec.ndim != 1:
+            raise TypeError(f"MultiCategoricalPol needs a 1-D MultiDiscrete action space, got {ac_space}")
+        self.nvec = [int(n) for n in ac_space.nvec]
+        out = _out_dim(net, flat_dim(ob_space))
+        if out != sum(self.nvec):
+            raise ValueError(f"net outputs {out} logits; the action space needs sum(nvec) = {sum(self.nvec)}")
+        self.net = net
+        self.pd = MultiCategoricalPd(self.nvec)
+
+    def forward(self, obs: torch.Tensor) -> Params:
+        logits = self.net(self._features(obs)).split(self.nvec, -1)
+        return {"logits": torch.cat([torch.log_softmax(lg, -1) for lg in logits], -1)}
+
+    def to_env_ac(self, ac: np.ndarray) -> np.ndarray:
+        return np.asarray(ac, dtype=np.int64) + self.ac_space.start
+
+
+class DeterministicPol(BasePol):
+    """Deterministic policy for Box spaces: ``net`` outputs the action ``(B, A)``, squashed by tanh into ``[-1, 1]``.
+
+    :meth:`to_env_ac` rescales to the Box bounds like :class:`GaussianPol`. Exploration
+    noise is added by wrapping it in :class:`trajkit.noise.DeterministicActionNoisePol`.
+    """
+
+    def __init__(
+        self,
+        ob_space: gym.Space,
+        ac_space: gym.spaces.Box,
+        net: nn.Module,
+        *,
+        obs_normalizer: nn.Module | None = None,
+    ) -> None:
+        super().__init__(ob_space, ac_space, obs_normalizer)
+        if not isinstance(ac_space, gym.spaces.Box):
+            raise TypeError(f"DeterministicPol needs a Box action space, got {ac_space}")
+        self.net = net
+        self.pd = DeterministicPd()
+        self.ac_dim = int(np.prod(ac_space.shape))
+
+    def forward(self, obs: torch.Tensor) -> Params:
+        return {"mean": torch.tanh(self.net(self._features(obs)))}
+
+    def to_env_ac(self, ac: np.ndarray) -> np.ndarray:
+        return box_to_env(ac, self.ac_space, rescale=True)
+
+
+class RandomPol(BasePol):
+    """Uniformly random actions (Box with finite bounds, Discrete, MultiDiscrete); no parameters.
+
+    Its draws come from the ``generator`` passed to :meth:`act` (the sampler's seeded
+    one), so random rollouts are reproducible. ``params`` is an empty dict.
+    """
+
+    def __init__(self, ob_space: gym.Space, ac_space: gym.Space) -> None:
+        super().__init__(ob_space, ac_space)
+        if isinstance(ac_space, gym.spaces.Box) and not ac_space.is_bounded():
+            raise ValueError("RandomPol needs finite Box bounds")
+        if not isinstance(ac_space, gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiDiscrete):
+            raise TypeError(f"RandomPol supports Box, Discrete and MultiDiscrete, got {ac_space}")
+
+    def forward(self, obs: torch.Tensor) -> Params:
+        return {}
+
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, Params]:
+        b, sp = obs.shape[0], self.ac_space
+        if isinstance(sp, gym.spaces.Discrete):
+            acs = torch.randint(int(sp.n), (b,), generator=generator)
+        elif isinstance(sp, gym.spaces.MultiDiscrete):
+            u = torch.rand((b, *sp.nvec.shape), generator=generator)
+            acs = (u * torch.as_tensor(sp.nvec)).long()
+        else:
+            u = torch.rand((b, *sp.shape), generator=generator, dtype=torch.float64)
+            low, high = torch.as_tensor(sp.low, dtype=torch.float64), torch.as_tensor(sp.high, dtype=torch.float64)
+            acs = (low + u * (high - low)).float()
+        return acs, {}
+
+    def to_env_ac(self, ac: np.ndarray) -> Any:
+        sp = self.ac_space
+        if isinstance(sp, gym.spaces.Discrete):
+            return int(ac) + int(sp.start)
+        if isinstance(sp, gym.spaces.MultiDiscrete):
+            return np.asarray(ac, dtype=np.int64) + sp.start
+        return np.asarray(ac, dtype=sp.dtype)

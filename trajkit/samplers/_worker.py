@@ -1,0 +1,91 @@
+"""Entry point of a sampler worker process: ``python -m trajkit.samplers._worker FD``.
+
+The worker is a fresh interpreter (not ``multiprocessing`` spawn/forkserver), so it
+never imports the user's ``__main__`` module: envs and policies defined in a script
+or notebook arrive pickled by value with cloudpickle. It talks to the parent over the
+socket ``FD`` with ``multiprocessing.connection`` framing and plain pickle (not
+multiprocessing's pickler, which torch hooks to pass tensors through shared memory). It exits when the parent
+closes the socket, and on Linux it is also killed when the parent dies
+(``PR_SET_PDEATHSIG``), so no worker outlives its sampler.
+
+Messages (parent -> worker), pickled tuples:
+    ("init", payload)           payload: cloudpickled dict(env, pol, env_seed, torch_seed, threads, sys_path)
+    ("set_pol", payload)        payload: cloudpickled policy
+    ("sample", state, max_epis, max_steps, deterministic)
+    ("close",)
+Replies: ("ok", value) or ("error", traceback_text).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _handle(state: dict[str, Any], msg: tuple) -> Any:
+    import cloudpickle
+    import torch
+
+    from trajkit.samplers.rollout import Rollout, build_env
+
+    kind = msg[0]
+    if kind == "init":
+        cfg = cloudpickle.loads(msg[1])
+        for p in reversed(cfg["sys_path"]):
+            if p not in sys.path:
+                sys.path.insert(0, p)
+        torch.set_num_threads(cfg["threads"])
+        state["rollout"] = Rollout(build_env(cfg["env"]), cfg["pol"], cfg["env_seed"], cfg["torch_seed"])
+        return os.getpid()
+    if kind == "set_pol":
+        state["rollout"].pol = cloudpickle.loads(msg[1])
+        return None
+    if kind == "sample":
+        _, weights, max_epis, max_steps, deterministic = msg
+        rollout = state["rollout"]
+        if weights is not None:
+            rollout.pol.load_state_dict(weights)
+        return rollout.sample(max_epis, max_steps, deterministic)
+    raise ValueError(f"unknown message {kind!r}")
+
+
+def main(fd: int) -> None:
+    _die_with_parent()
+    conn = Connection(fd)
+    state: dict[str, Any] = {}
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            msg = pickle.loads(data)
+            if msg[0] == "close":
+                return
+            out = pickle.dumps(("ok", _handle(state, msg)), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # noqa: B036 - every failure must reach the parent
+            out = pickle.dumps(("error", traceback.format_exc()))
+        try:
+            conn.send_bytes(out)
+        except OSError:
+            return
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

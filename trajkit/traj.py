@@ -1,0 +1,413 @@
+"""``Traj``: a batch of episodes stored as flat step columns plus episode boundaries.
+
+Vocabulary used in shapes: ``N`` steps in the whole Traj, ``E`` episodes, ``B`` a batch,
+``T`` steps of one episode.
+
+A Traj holds
+
+* **step columns** (``traj["obs"]``, ``traj["acs"]``, ``traj["rews"]``, the policy's
+  distribution parameters such as ``traj["mean"]``, and whatever estimators add): tensors
+  of shape ``(N, ...)``;
+* **episode columns** (``traj.epi["terminated"]``, ``traj.epi["truncated"]``,
+  ``traj.epi["final_obs"]``, and ``traj.epi["final_vs"]`` after ``ef.compute_vs``):
+  tensors of shape ``(E, ...)``;
+* **bounds**: a ``(E + 1,)`` int64 tensor of offsets; episode ``e`` owns the steps
+  ``bounds[e]:bounds[e + 1]``.
+
+A Traj is immutable by convention: every method returns a new Traj that shares the
+tensors it did not change. Iterators hold no cursor; they take a seed or a
+``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+Batch = dict[str, torch.Tensor]
+
+#: episode-level keys of the episode dicts produced by samplers
+EPI_KEYS = ("terminated", "truncated", "final_obs")
+
+#: which estimator adds which column, for error messages
+PRODUCERS = {
+    "vs": "ef.compute_vs(traj, vf)",
+    "final_vs": "ef.compute_vs(traj, vf)",
+    "rets": "ef.compute_rets(traj, gamma)",
+    "advs": "ef.compute_advs(traj, gamma, lam)",
+    "h_masks": "ef.compute_h_masks(traj)",
+    "next_obs": "ef.add_next_obs(traj)",
+    "terminals": "ef.add_next_obs(traj)",
+    "nstep_rets": "ef.compute_nstep_rets(traj, gamma, n)",
+    "nstep_next_obs": "ef.compute_nstep_rets(traj, gamma, n)",
+    "nstep_discounts": "ef.compute_nstep_rets(traj, gamma, n)",
+    "pris": "ef.compute_pris(traj, ...)",
+}
+
+
+class MissingColumnError(KeyError):
+    """A column an estimator, loss or algorithm needs is not in the Traj."""
+
+    def __init__(self, name: str, available: Sequence[str], where: str = "step") -> None:
+        hint = f" Run {PRODUCERS[name]} first." if name in PRODUCERS else ""
+        self.message = (
+            f"Traj has no {where} column {name!r}.{hint} Available {where} columns: {sorted(available)}."
+        )
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _as_generator(generator: torch.Generator | int | None) -> torch.Generator | None:
+    """A generator from a seed; ``None`` means torch's default generator (``torch.manual_seed``)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    return torch.Generator().manual_seed(int(generator))
+
+
+def _to_tensor(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    arr = np.asarray(x)
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    if arr.dtype == object:
+        raise TypeError(f"column {name!r} has object dtype; columns must be numeric arrays")
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+class Traj:
+    """Episodes as flat ``(N, ...)`` step columns, ``(E, ...)`` episode columns and bounds.
+
+    Build one with :meth:`Traj.from_epis` from the episode dicts a sampler returns, or
+    directly from tensors. The constructor checks that every step column has ``N`` rows
+    and every episode column ``E`` rows.
+    """
+
+    __slots__ = ("_data", "_epi", "_bounds")
+
+    def __init__(
+        self,
+        data: Mapping[str, torch.Tensor],
+        epi: Mapping[str, torch.Tensor],
+        bounds: torch.Tensor,
+    ) -> None:
+        bounds = torch.as_tensor(bounds, dtype=torch.int64).cpu()
+        if bounds.ndim != 1 or len(bounds) < 1 or int(bounds[0]) != 0:
+            raise ValueError("bounds must be a 1-D offsets tensor starting at 0")
+        if len(bounds) > 1 and bool((bounds[1:] < bounds[:-1]).any()):
+            raise ValueError("bounds must be non-decreasing")
+        n, e = int(bounds[-1]), len(bounds) - 1
+        for k, v in data.items():
+            if v.shape[0] != n:
+                raise ValueError(f"step column {k!r} has {v.shape[0]} rows, expected N={n}")
+        for k, v in epi.items():
+            if v.shape[0] != e:
+                raise ValueError(f"episode column {k!r} has {v.shape[0]} rows, expected E={e}")
+        self._data = dict(data)
+        self._epi = dict(epi)
+        self._bounds = bounds
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_epis(cls, epis: Sequence[Mapping[str, Any]], device: torch.device | str = "cpu") -> Traj:
+        """Build a Traj from a list of episode dicts.
+
+        Each episode maps step-column names to arrays of shape ``(T, ...)`` (``obs``,
+        ``acs``, ``rews`` at least) and carries the episode keys ``terminated`` (bool),
+        ``truncated`` (bool) and ``final_obs`` (the observation after the last step).
+        All episodes must have the same keys.
+
+        Raises:
+            ValueError: on an empty list, episodes with different keys, columns whose
+                lengths disagree within an episode, or non-finite rewards.
+        """
+        if len(epis) == 0:
+            raise ValueError("from_epis needs at least one episode")
+        keys = [k for k in epis[0] if k not in EPI_KEYS]
+        for required in ("obs", "acs", "rews"):
+            if required not in keys:
+                raise ValueError(f"episode 0 has no {required!r} column; episodes need obs, acs and rews")
+        lens = []
+        for i, epi in enumerate(epis):
+            if set(k for k in epi if k not in EPI_KEYS) != set(keys):
+                raise ValueError(
+                    f"episode {i} has columns {sorted(k for k in epi if k not in EPI_KEYS)}, "
+                    f"episode 0 has {sorted(keys)}; all episodes need the same columns"
+                )
+            t = len(epi["rews"])
+            if t == 0:
+                raise ValueError(f"episode {i} has no steps")
+            for k in keys:
+                if len(epi[k]) != t:
+                    raise ValueError(
+                        f"episode {i}: column {k!r} has {len(epi[k])} rows but 'rews' has {t}; "
+                        "all step columns of an episode must have the same length"
+                    )
+            rews = np.asarray(epi["rews"], dtype=np.float64)
+            bad = ~np.isfinite(rews)
+            if bad.any():
+                raise ValueError(
+                    f"episode {i} has a non-finite reward {rews[bad][0]} at step {int(np.argmax(bad))}"
+                )
+            lens.append(t)
+        data = {k: _cat_column([epi[k] for epi in epis], k) for k in keys}
+        data["rews"] = data["rews"].to(torch.float32)
+        terminated = torch.tensor([bool(epi.get("terminated", False)) for epi in epis])
+        truncated = torch.tensor([bool(epi.get("truncated", not epi.get("terminated", False))) for epi in epis])
+        if bool((terminated & truncated).any()):
+            i = int(torch.nonzero(terminated & truncated)[0])
+            raise ValueError(f"episode {i} is marked both terminated and truncated")
+        epi_cols = {"terminated": terminated, "truncated": truncated}
+        if all("final_obs" in epi for epi in epis):
+            epi_cols["final_obs"] = _cat_column([np.asarray(epi["final_obs"])[None] for epi in epis], "final_obs")
+        bounds = torch.zeros(len(lens) + 1, dtype=torch.int64)
+        bounds[1:] = torch.cumsum(torch.tensor(lens), 0)
+        return cls(data, epi_cols, bounds).to(device)
+
+    # ------------------------------------------------------------------ access
+    @property
+    def data(self) -> dict[str, torch.Tensor]:
+        """The step columns (a copy of the dict; the tensors are shared)."""
+        return dict(self._data)
+
+    @property
+    def epi(self) -> dict[str, torch.Tensor]:
+        """The episode columns (a copy of the dict; the tensors are shared)."""
+        return dict(self._epi)
+
+    @property
+    def bounds(self) -> torch.Tensor:
+        """``(E + 1,)`` int64 offsets of the episodes in the step columns."""
+        return self._bounds
+
+    @property
+    def num_step(self) -> int:
+        """``N``, the number of steps."""
+        return int(self._bounds[-1])
+
+    @property
+    def num_epi(self) -> int:
+        """``E``, the number of episodes."""
+        return len(self._bounds) - 1
+
+    @property
+    def epi_lens(self) -> torch.Tensor:
+        """``(E,)`` int64 episode lengths."""
+        return self._bounds[1:] - self._bounds[:-1]
+
+    @property
+    def device(self) -> torch.device:
+        return self._data["rews"].device if "rews" in self._data else torch.device("cpu")
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        """The step column ``name``, shape ``(N, ...)``; a clear error names the estimator to run."""
+        try:
+            return self._data[name]
+        except KeyError:
+            raise MissingColumnError(name, list(self._data)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def epi_col(self, name: str) -> torch.Tensor:
+        """The episode column ``name``, shape ``(E, ...)``."""
+        try:
+            return self._epi[name]
+        except KeyError:
+            raise MissingColumnError(name, list(self._epi), where="episode") from None
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def __repr__(self) -> str:
+        cols = ", ".join(f"{k}{tuple(v.shape[1:])}" for k, v in self._data.items())
+        return f"Traj(num_epi={self.num_epi}, num_step={self.num_step}, columns=[{cols}])"
+
+    def epi_ids(self) -> torch.Tensor:
+        """``(N,)`` int64: the episode index of each step."""
+        return torch.repeat_interleave(torch.arange(self.num_epi), self.epi_lens).to(self.device)
+
+    def first_idx(self) -> torch.Tensor:
+        """``(E,)`` int64: step index of each episode's first step."""
+        return self._bounds[:-1].to(self.device)
+
+    def last_idx(self) -> torch.Tensor:
+        """``(E,)`` int64: step index of each episode's last step."""
+        return (self._bounds[1:] - 1).to(self.device)
+
+    # ------------------------------------------------------------------ new Trajs
+    def with_columns(self, **cols: torch.Tensor) -> Traj:
+        """A new Traj with step columns added or replaced; all other columns are shared."""
+        data = dict(self._data)
+        data.update(cols)
+        return Traj(data, self._epi, self._bounds)
+
+    def with_epi_columns(self, **cols: torch.Tensor) -> Traj:
+        """A new Traj with episode columns added or replaced."""
+        epi = dict(self._epi)
+        epi.update(cols)
+        return Traj(self._data, epi, self._bounds)
+
+    def to(self, device: torch.device | str) -> Traj:
+        """A copy of the Traj on ``device`` (tensors already there are shared)."""
+        return Traj(
+            {k: v.to(device) for k, v in self._data.items()},
+            {k: v.to(device) for k, v in self._epi.items()},
+            self._bounds,
+        )
+
+    def add_traj(self, other: Traj) -> Traj:
+        """A new Traj holding this Traj's episodes followed by ``other``'s."""
+        return concat([self, other])
+
+    def select_epis(self, idx: Sequence[int] | torch.Tensor) -> Traj:
+        """A new Traj with the episodes ``idx`` (in that order)."""
+        idx = torch.as_tensor(idx, dtype=torch.int64)
+        lens = self.epi_lens[idx]
+        starts = self._bounds[:-1][idx]
+        steps = _ranges(starts, lens).to(self.device)
+        bounds = torch.zeros(len(idx) + 1, dtype=torch.int64)
+        bounds[1:] = torch.cumsum(lens, 0)
+        dev_idx = idx.to(self.device)
+        return Traj(
+            {k: v[steps] for k, v in self._data.items()},
+            {k: v[dev_idx] for k, v in self._epi.items()},
+            bounds,
+        )
+
+    def epi_view(self, e: int) -> Batch:
+        """Step columns of episode ``e`` as views, shape ``(T, ...)``, plus its episode columns."""
+        if not -self.num_epi <= e < self.num_epi:
+            raise IndexError(f"episode {e} out of range for a Traj with {self.num_epi} episodes")
+        e = e % self.num_epi
+        s, t = int(self._bounds[e]), int(self._bounds[e + 1])
+        out = {k: v[s:t] for k, v in self._data.items()}
+        out.update({k: v[e] for k, v in self._epi.items()})
+        return out
+
+    # ------------------------------------------------------------------ iterators
+    def full_batch(self) -> Batch:
+        """All step columns as one batch, shape ``(N, ...)``."""
+        return dict(self._data)
+
+    def random_batch(self, batch_size: int, generator: torch.Generator | int | None = None) -> Batch:
+        """``batch_size`` steps drawn uniformly with replacement, shape ``(B, ...)``."""
+        g = _as_generator(generator)
+        idx = torch.randint(self.num_step, (batch_size,), generator=g).to(self.device)
+        return {k: v[idx] for k, v in self._data.items()}
+
+    def iterate(
+        self,
+        batch_size: int,
+        epoch: int = 1,
+        shuffle: bool = True,
+        generator: torch.Generator | int | None = None,
+    ) -> Iterator[Batch]:
+        """Minibatches over all steps, ``epoch`` times; the last partial batch is kept.
+
+        Each batch maps column names to tensors of shape ``(B, ...)`` with
+        ``B <= batch_size``. With ``shuffle`` each epoch draws a new permutation from
+        ``generator`` (a ``torch.Generator``, an int seed, or ``None`` for torch's default
+        generator). No state is stored on the Traj.
+        """
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        g = _as_generator(generator)
+        n = self.num_step
+        for _ in range(epoch):
+            order = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
+            order = order.to(self.device)
+            for s in range(0, n, batch_size):
+                idx = order[s : s + batch_size]
+                yield {k: v[idx] for k, v in self._data.items()}
+
+    def iterate_epi(
+        self, shuffle: bool = False, generator: torch.Generator | int | None = None
+    ) -> Iterator[Batch]:
+        """One batch per episode: its step columns ``(T, ...)`` and episode columns."""
+        order = torch.randperm(self.num_epi, generator=_as_generator(generator)) if shuffle else range(self.num_epi)
+        for e in order:
+            yield self.epi_view(int(e))
+
+    def iterate_rnn(
+        self,
+        batch_size: int,
+        epoch: int = 1,
+        shuffle: bool = True,
+        generator: torch.Generator | int | None = None,
+    ) -> Iterator[Batch]:
+        """Batches of whole episodes, padded to a common length, for recurrent models.
+
+        Each batch maps step-column names to tensors of shape ``(T, B, ...)`` (time first,
+        as ``torch.nn.GRU`` expects), padded with zeros after each episode's end, plus
+        ``"mask"`` of shape ``(T, B)`` (1 on real steps, 0 on padding) and the episode
+        columns of shape ``(B, ...)``. ``batch_size`` counts episodes; the last partial
+        batch is kept.
+        """
+        g = _as_generator(generator)
+        for _ in range(epoch):
+            order = torch.randperm(self.num_epi, generator=g) if shuffle else torch.arange(self.num_epi)
+            for s in range(0, self.num_epi, batch_size):
+                yield self._padded_epis(order[s : s + batch_size])
+
+    def _padded_epis(self, idx: torch.Tensor) -> Batch:
+        sub = self.select_epis(idx)
+        lens = sub.epi_lens
+        t_max, b = int(lens.max()), len(idx)
+        time = torch.arange(sub.num_step) - torch.repeat_interleave(sub._bounds[:-1], lens)
+        col = torch.repeat_interleave(torch.arange(b), lens)
+        time, col = time.to(self.device), col.to(self.device)
+        out: Batch = {}
+        for k, v in sub._data.items():
+            padded = v.new_zeros((t_max, b) + tuple(v.shape[1:]))
+            padded[time, col] = v
+            out[k] = padded
+        mask = torch.zeros(t_max, b, device=self.device)
+        mask[time, col] = 1.0
+        out["mask"] = mask
+        out.update(sub._epi)
+        return out
+
+
+def concat(trajs: Sequence[Traj]) -> Traj:
+    """One Traj holding the episodes of ``trajs`` in order.
+
+    Step and episode columns present in every Traj are kept; a column missing from some
+    of them raises, since silently dropping it would lose data.
+    """
+    if len(trajs) == 0:
+        raise ValueError("concat needs at least one Traj")
+    keys = set(trajs[0]._data)
+    epi_keys = set(trajs[0]._epi)
+    for i, t in enumerate(trajs[1:], 1):
+        if set(t._data) != keys or set(t._epi) != epi_keys:
+            raise ValueError(
+                f"Traj {i} has columns {sorted(t._data)} / {sorted(t._epi)}, Traj 0 has "
+                f"{sorted(keys)} / {sorted(epi_keys)}; run the same estimators on both before concat"
+            )
+    data = {k: torch.cat([t._data[k] for t in trajs]) for k in trajs[0]._data}
+    epi = {k: torch.cat([t._epi[k] for t in trajs]) for k in trajs[0]._epi}
+    lens = torch.cat([t.epi_lens for t in trajs])
+    bounds = torch.zeros(len(lens) + 1, dtype=torch.int64)
+    bounds[1:] = torch.cumsum(lens, 0)
+    return Traj(data, epi, bounds)
+
+
+def _cat_column(parts: Sequence[Any], name: str) -> torch.Tensor:
+    arrays = [_to_tensor(p, name) for p in parts]
+    shapes = {tuple(a.shape[1:]) for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"column {name!r} has different per-step shapes across episodes: {sorted(shapes)}")
+    return torch.cat(arrays)
+
+
+def _ranges(starts: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Concatenation of ``arange(s, s + l)`` for each (s, l), vectorized."""
+    total = int(lens.sum())
+    offsets = torch.repeat_interleave(starts - torch.cumsum(lens, 0) + lens, lens)
+    return torch.arange(total) + offsets
