@@ -12,6 +12,7 @@ Messages (parent -> worker), pickled tuples:
     ("init", payload)           payload: cloudpickled dict(env, pol, env_seed, torch_seed, threads, sys_path)
     ("set_pol", payload)        payload: cloudpickled policy
     ("sample", state, max_epis, max_steps, deterministic)
+    ("get_state",) / ("set_state", state)   RNG state for exact resume
     ("close",)
 Replies: ("ok", value) or ("error", traceback_text).
 """
@@ -62,6 +63,11 @@ def _handle(state: dict[str, Any], msg: tuple) -> Any:
         if weights is not None:
             rollout.pol.load_state_dict(weights)
         return rollout.sample(max_epis, max_steps, deterministic)
+    if kind == "get_state":
+        return state["rollout"].get_state()
+    if kind == "set_state":
+        state["rollout"].set_state(msg[1])
+        return None
     raise ValueError(f"unknown message {kind!r}")
 
 

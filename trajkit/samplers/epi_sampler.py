@@ -220,6 +220,37 @@ class EpiSampler:
         results = self._gather(active, timeout, "sampling")
         return [epi for epis in results for epi in epis]
 
+    def state_dict(self) -> dict[str, Any]:
+        """RNG state of every env and action generator (picklable), for exact resume.
+
+        Restoring it with :meth:`load_state_dict` on a sampler built with the same env,
+        ``num_parallel`` and seed makes the following :meth:`sample` calls return the
+        same episodes as the original sampler's would have.
+        """
+        if self._closed:
+            raise RuntimeError("this EpiSampler is closed")
+        if self._local is not None:
+            states = [self._local.get_state()]
+        else:
+            self._broadcast(("get_state",))
+            states = self._gather(list(range(self.num_parallel)), None, "saving its state")
+        return {"num_parallel": self.num_parallel, "seed": self.seed, "workers": states}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the RNG state saved by :meth:`state_dict`."""
+        if self._closed:
+            raise RuntimeError("this EpiSampler is closed")
+        if state["num_parallel"] != self.num_parallel:
+            raise ValueError(
+                f"state is from a sampler with num_parallel={state['num_parallel']}, this one has {self.num_parallel}"
+            )
+        if self._local is not None:
+            self._local.set_state(state["workers"][0])
+            return
+        for i, st in enumerate(state["workers"]):
+            self._send(i, ("set_state", st))
+        self._gather(list(range(self.num_parallel)), None, "restoring its state")
+
     @property
     def worker_pids(self) -> list[int]:
         """Process ids of the worker processes (empty for the in-process backend)."""

@@ -54,6 +54,28 @@ class Rollout:
             self._gens[device] = torch.Generator(device=device).manual_seed(self.torch_seed)
         return self._gens[device]
 
+    def get_state(self) -> dict[str, Any]:
+        """The RNG state: the pending first-reset seed, the env's ``np_random`` and the action generators."""
+        env_rng = getattr(self.env.unwrapped, "_np_random", None)
+        return {
+            "env_seed": self.env_seed,
+            "env_rng": None if env_rng is None else env_rng.bit_generator.state,
+            "gens": {str(d): g.get_state() for d, g in self._gens.items()},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned (the env must be of the same kind)."""
+        self.env_seed = state["env_seed"]
+        if state["env_rng"] is not None:
+            rng = np.random.Generator(getattr(np.random, state["env_rng"]["bit_generator"])())
+            rng.bit_generator.state = state["env_rng"]
+            self.env.unwrapped._np_random = rng
+        self._gens = {}
+        for d, st in state["gens"].items():
+            g = torch.Generator(device=d)
+            g.set_state(st)
+            self._gens[torch.device(d)] = g
+
     def _reset(self) -> np.ndarray:
         obs, _ = self.env.reset(seed=self.env_seed)
         self.env_seed = None
