@@ -7,6 +7,7 @@ functions in :mod:`trajkit.ef` transform a Traj into a new one, and each algorit
 
 from trajkit import ef, lf, nets, pds
 from trajkit.envs import GymEnv
+from trajkit.evaluation import evaluate
 from trajkit.normalizers import ObsNormalizer, RunningNormalizer
 from trajkit.pols import (
     CategoricalPol,
@@ -38,6 +39,7 @@ __all__ = [
     "WorkerError",
     "concat",
     "ef",
+    "evaluate",
     "lf",
     "nets",
     "pds",

@@ -63,15 +63,17 @@ def discount_cumsum(x: np.ndarray | torch.Tensor, discount: float, bounds: torch
     rev = xs[::-1]
     y = scipy.signal.lfilter([1.0], [1.0, -discount], rev)
     b = bounds.cpu().numpy()
-    lens = np.diff(b)
-    # reversed order: episode e starts at n - b[e + 1]
+    lens = np.diff(b)[::-1]
+    # reversed order: episode e starts at n - b[e + 1]; steps after its start leak in
+    # discount**k * y[start - 1], k = 1, 2, ... (a table of powers, not np.power per step)
     rev_starts = (n - b[1:])[::-1]
-    rev_lens = lens[::-1]
-    seg_start = np.repeat(rev_starts, rev_lens)
-    k = np.arange(n) - seg_start + 1
-    prev = np.where(seg_start > 0, y[np.maximum(seg_start - 1, 0)], 0.0)
-    out = y - np.power(discount, k) * prev
-    return out[::-1].copy()
+    seg_start = np.repeat(rev_starts, lens)
+    k = np.arange(1, n + 1) - seg_start
+    powers = discount ** np.arange(int(lens.max()) + 1, dtype=np.float64)
+    leak = powers[k]
+    leak *= np.repeat(np.concatenate([[0.0], y[rev_starts[1:] - 1]]), lens)
+    y -= leak
+    return y[::-1].copy()
 
 
 def _module_device(module: torch.nn.Module) -> torch.device:
@@ -133,7 +135,7 @@ def compute_rets(traj: Traj, gamma: float, bootstrap: bool = True) -> Traj:
     treats cut-offs as ending at 0 too (plain Monte-Carlo returns).
     """
     rews = traj["rews"]
-    x = rews.detach().cpu().double().clone()
+    x = rews.detach().to("cpu", torch.float64, copy=True)  # never write into the Traj
     x[traj.last_idx().cpu()] += gamma * _final_vs(traj, bootstrap).cpu().double()
     rets = discount_cumsum(x, gamma, traj.bounds)
     return traj.with_columns(rets=torch.as_tensor(rets, dtype=torch.float32).to(rews.device))

@@ -9,8 +9,9 @@ A Traj holds
   distribution parameters such as ``traj["mean"]``, and whatever estimators add): tensors
   of shape ``(N, ...)``;
 * **episode columns** (``traj.epi["terminated"]``, ``traj.epi["truncated"]``,
-  ``traj.epi["final_obs"]``, and ``traj.epi["final_vs"]`` after ``ef.compute_vs``):
-  tensors of shape ``(E, ...)``;
+  ``traj.epi["final_obs"]``, ``traj.epi["sampler_cut"]`` (truncated by the sampler's
+  ``max_steps`` rather than by the env), and ``traj.epi["final_vs"]`` after
+  ``ef.compute_vs``): tensors of shape ``(E, ...)``;
 * **bounds**: a ``(E + 1,)`` int64 tensor of offsets; episode ``e`` owns the steps
   ``bounds[e]:bounds[e + 1]``.
 
@@ -21,6 +22,7 @@ tensors it did not change. Iterators hold no cursor; they take a seed or a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -30,7 +32,7 @@ import torch
 Batch = dict[str, torch.Tensor]
 
 #: episode-level keys of the episode dicts produced by samplers
-EPI_KEYS = ("terminated", "truncated", "final_obs")
+EPI_KEYS = ("terminated", "truncated", "final_obs", "sampler_cut")
 
 #: which estimator adds which column, for error messages
 PRODUCERS = {
@@ -119,7 +121,8 @@ class Traj:
 
         Each episode maps step-column names to arrays of shape ``(T, ...)`` (``obs``,
         ``acs``, ``rews`` at least) and carries the episode keys ``terminated`` (bool),
-        ``truncated`` (bool) and ``final_obs`` (the observation after the last step).
+        ``truncated`` (bool), ``final_obs`` (the observation after the last step) and
+        optionally ``sampler_cut`` (bool: cut by the sampler's step budget).
         All episodes must have the same keys.
 
         Raises:
@@ -163,6 +166,8 @@ class Traj:
             i = int(torch.nonzero(terminated & truncated)[0])
             raise ValueError(f"episode {i} is marked both terminated and truncated")
         epi_cols = {"terminated": terminated, "truncated": truncated}
+        if all("sampler_cut" in epi for epi in epis):
+            epi_cols["sampler_cut"] = torch.tensor([bool(epi["sampler_cut"]) for epi in epis])
         if all("final_obs" in epi for epi in epis):
             epi_cols["final_obs"] = _cat_column([np.asarray(epi["final_obs"])[None] for epi in epis], "final_obs")
         bounds = torch.zeros(len(lens) + 1, dtype=torch.int64)
@@ -223,6 +228,20 @@ class Traj:
 
     def keys(self) -> list[str]:
         return list(self._data)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write this Traj to ``path`` in the open ``.npz`` format of :mod:`trajkit.io` (atomically)."""
+        from trajkit.io import save_traj
+
+        save_traj(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Traj:
+        """Read a Traj written by :meth:`save` (or :func:`trajkit.io.save_epis`); see :mod:`trajkit.io`."""
+        from trajkit.io import load_traj
+
+        return load_traj(path, device)
 
     def __repr__(self) -> str:
         cols = ", ".join(f"{k}{tuple(v.shape[1:])}" for k, v in self._data.items())

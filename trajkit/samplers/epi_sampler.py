@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import copy
-import os
-import pickle
-import socket
-import subprocess
 import sys
-import time
-from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import cloudpickle
@@ -18,27 +12,38 @@ import numpy as np
 import torch
 
 from trajkit.envs.gym_env import GymEnv
-from trajkit.samplers.rollout import Epi, Rollout, build_env, split_budget
+from trajkit.samplers.process_backend import ProcessPool, WorkerError
+from trajkit.samplers.rollout import Epi, Rollout, build_envs, split_budget
+
+__all__ = ["EpiSampler", "WorkerError"]
 
 
-class WorkerError(RuntimeError):
-    """A sampler worker raised or died; the message carries the worker's traceback."""
+def _seeds(seed: int, n: int, num_envs: int = 1) -> list[tuple[list[int], int]]:
+    """Independent (env_seeds, torch_seed) for ``n`` workers of ``num_envs`` envs each, from one sampler seed.
 
-
-def _seeds(seed: int, n: int) -> list[tuple[int, int]]:
-    """Independent (env_seed, torch_seed) pairs for ``n`` workers from one sampler seed."""
+    Worker ``i`` draws ``num_envs + 1`` words from the ``i``-th spawned SeedSequence: the
+    first ``num_envs`` seed its envs, the last its action generator.
+    """
     out = []
     for child in np.random.SeedSequence(seed).spawn(n):
-        a, b = child.generate_state(2, dtype=np.uint32)
-        out.append((int(a), int(b)))
+        words = [int(w) for w in child.generate_state(num_envs + 1, dtype=np.uint32)]
+        out.append((words[:num_envs], words[num_envs]))
     return out
 
 
-def _shippable_env(env: Any) -> Any:
-    """Something a worker can build its own env copy from."""
-    if isinstance(env, GymEnv) and getattr(env, "spec", None) is not None and env.spec.id:
-        spec = env.spec
-        return _SpecFactory(spec.id, dict(spec.kwargs or {}))
+def _shippable_env(env: Any, num_envs: int) -> Any:
+    """Something a worker (or a vectorized rollout) can build its env copies from.
+
+    A GymEnv made from an id is re-made from that id and its kwargs; with several envs
+    per worker an env object is cloudpickled once and unpickled per copy; anything else
+    (an id, a factory, one env object) is shipped as it is.
+    """
+    make_args = getattr(env, "make_args", None)
+    if isinstance(env, GymEnv) and make_args is not None:
+        return _SpecFactory(make_args[0], dict(make_args[1]))
+    is_env = isinstance(env, gym.Env) or (hasattr(env, "step") and hasattr(env, "reset"))
+    if num_envs > 1 and is_env:
+        return _PickledEnvFactory(cloudpickle.dumps(env))
     return env
 
 
@@ -52,21 +57,45 @@ class _SpecFactory:
         return GymEnv(self.env_id, **self.kwargs)
 
 
+class _PickledEnvFactory:
+    """Builds independent copies of one env object by unpickling it once per copy."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __call__(self) -> Any:
+        return cloudpickle.loads(self.data)
+
+
+BACKENDS = ("process", "ray")
+
+
 class EpiSampler:
     """Samples whole episodes with a policy.
 
     Args:
         env: an env id, an env object, or a zero-argument factory returning one.
-            With worker processes each worker builds its own copy: a registered env is
-            re-made from its id, anything else is shipped with cloudpickle (so envs and
+            With worker processes each worker builds its own copy: a GymEnv made from an
+            id is re-made from it, anything else is shipped with cloudpickle (so envs and
             factories defined in a script or notebook work).
         pol: the policy; its structure is shipped to the workers once and its weights
             (``state_dict``: parameters and buffers such as observation statistics)
             with every :meth:`sample` call.
         num_parallel: 0 or 1 samples in this process (with ``pol`` itself, on its
-            device); ``K >= 2`` starts ``K`` persistent worker processes (CPU).
+            device); ``K >= 2`` starts ``K`` persistent workers (CPU).
         seed: seeds every env's first reset and every action-sampling generator, so the
-            same ``seed`` and ``num_parallel`` give identical episodes.
+            same ``seed``, ``num_parallel`` and ``num_envs_per_worker`` give identical
+            episodes, with either backend.
+        num_envs_per_worker: envs each worker (or the in-process sampler) steps together,
+            with one batched policy forward per step. A worker's budget is split evenly
+            over its envs (see :meth:`trajkit.samplers.rollout.Rollout.sample`). With more
+            than one, ``env`` must be an id, a factory, or a picklable env object (copied).
+        backend: ``"process"`` (worker processes on this machine) or ``"ray"`` (Ray
+            actors; needs ``pip install 'trajkit[ray]'``). Ignored when ``num_parallel <= 1``.
+        ray_address: for the ray backend, the ``ray.init`` address used if Ray is not
+            initialized yet (None: a local Ray; ``"auto"``: the running cluster).
+        max_restarts: for the ray backend, how many dead actors in total are replaced and
+            their request retried (0: a dead actor raises :class:`WorkerError`).
         worker_threads: torch intra-op threads in each worker (default 1: small MLPs
             on few cores run fastest single-threaded).
         start_timeout: seconds to wait for workers to start.
@@ -81,97 +110,90 @@ class EpiSampler:
         num_parallel: int = 1,
         seed: int = 0,
         *,
+        num_envs_per_worker: int = 1,
+        backend: str = "process",
+        ray_address: str | None = None,
+        max_restarts: int = 0,
         worker_threads: int = 1,
         start_timeout: float = 120.0,
     ) -> None:
         if num_parallel < 0:
             raise ValueError(f"num_parallel must be >= 0, got {num_parallel}")
+        if num_envs_per_worker < 1:
+            raise ValueError(f"num_envs_per_worker must be >= 1, got {num_envs_per_worker}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if max_restarts and backend != "ray":
+            raise ValueError("max_restarts applies to the ray backend only")
         self.num_parallel = max(1, num_parallel)
+        self.num_envs_per_worker = num_envs_per_worker
+        self.backend = "local" if num_parallel <= 1 else backend
         self.seed = seed
         self._closed = False
-        self._procs: list[subprocess.Popen] = []
-        self._conns: list[Connection] = []
+        self._pool: Any = None
+        self._pids: list[int] = []
         self._pol = pol
-        seeds = _seeds(seed, self.num_parallel)
-        self._owns_env = not isinstance(env, GymEnv | gym.Env)
+        seeds = _seeds(seed, self.num_parallel, num_envs_per_worker)
+        self._owns_env = not isinstance(env, GymEnv | gym.Env) or num_envs_per_worker > 1
         if num_parallel <= 1:
-            self._local: Rollout | None = Rollout(build_env(env), pol, *seeds[0])
+            envs = build_envs(_shippable_env(env, num_envs_per_worker), num_envs_per_worker)
+            self._local: Rollout | None = Rollout(envs, pol, *seeds[0])
             return
         self._local = None
         try:
-            self._start_workers(_shippable_env(env), pol, seeds, worker_threads, start_timeout)
+            self._start_workers(env, pol, seeds, worker_threads, start_timeout, ray_address, max_restarts)
         except BaseException:
             self.close()
             raise
 
     # ------------------------------------------------------------------ workers
     def _start_workers(
-        self, env: Any, pol: torch.nn.Module, seeds: list[tuple[int, int]], threads: int, timeout: float
+        self,
+        env: Any,
+        pol: torch.nn.Module,
+        seeds: list[tuple[list[int], int]],
+        threads: int,
+        timeout: float,
+        ray_address: str | None,
+        max_restarts: int,
     ) -> None:
+        if self.backend == "ray":
+            from trajkit.samplers.ray_backend import RayPool
+
+            self._pool = RayPool(len(seeds), ray_address, max_restarts)
+        else:
+            self._pool = ProcessPool(len(seeds))
         pol_cpu = copy.deepcopy(pol).cpu()
-        pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env_vars = dict(os.environ)
-        env_vars["PYTHONPATH"] = os.pathsep.join([pkg_root, env_vars.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        for i, (env_seed, torch_seed) in enumerate(seeds):
-            parent_sock, child_sock = socket.socketpair()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "trajkit.samplers._worker", str(child_sock.fileno())],
-                pass_fds=(child_sock.fileno(),),
-                stdin=subprocess.DEVNULL,
-                env=env_vars,
-            )
-            child_sock.close()
-            self._procs.append(proc)
-            self._conns.append(Connection(parent_sock.detach()))
+        shipped = _shippable_env(env, self.num_envs_per_worker)
+        msgs = {}
+        for i, (env_seeds, torch_seed) in enumerate(seeds):
             payload = cloudpickle.dumps(
                 {
-                    "env": env,
+                    "env": shipped,
+                    "num_envs": self.num_envs_per_worker,
                     "pol": pol_cpu,
-                    "env_seed": env_seed,
+                    "env_seeds": env_seeds,
                     "torch_seed": torch_seed,
                     "threads": threads,
                     "sys_path": list(sys.path),
                 }
             )
-            self._send(i, ("init", payload))
-        self._gather(list(range(len(seeds))), timeout, "starting")
+            msgs[i] = ("init", payload)
+        pids = self._request(msgs, timeout, "starting")
+        self._pids = [pids[i] for i in range(len(seeds))]
 
-    def _gather(self, workers: list[int], timeout: float | None, what: str) -> list[Any]:
-        """Wait (blocking, no polling) for one reply from each worker; fail fast on any error."""
-        results: dict[int, Any] = {}
-        pending = {self._conns[i]: i for i in workers}
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def _request(self, msgs: dict[int, tuple], timeout: float | None, what: str) -> dict[int, Any]:
+        """``msgs[i]`` to worker ``i``; the replies by worker. Any failure closes the sampler (workers killed)."""
         try:
-            while pending:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                ready = wait(list(pending), left)
-                if not ready:
-                    raise WorkerError(f"timed out after {timeout}s {what}; workers {sorted(pending.values())} silent")
-                for conn in ready:
-                    i = pending.pop(conn)  # type: ignore[call-overload]
-                    results[i] = self._reply(i, conn, what)
+            return self._pool.request(msgs, timeout, what)
         except BaseException:
-            self._abort()
+            self.close()
             raise
-        return [results[i] for i in workers]
 
-    def _reply(self, i: int, conn: Connection, what: str) -> Any:
-        try:
-            status, value = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            code = self._procs[i].wait(timeout=5)
-            raise WorkerError(f"sampler worker {i} died while {what} (exit code {code})") from None
-        if status == "error":
-            raise WorkerError(f"sampler worker {i} raised while {what}:\n{value}")
-        return value
-
-    def _send(self, i: int, msg: tuple) -> None:
-        self._conns[i].send_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
-
-    def _broadcast(self, msg: tuple) -> None:
-        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-        for conn in self._conns:
-            conn.send_bytes(data)
+    def _all(self, msg: tuple, timeout: float | None, what: str) -> list[Any]:
+        """Send the same request to every worker; the replies in worker order."""
+        out = self._request({i: msg for i in range(self.num_parallel)}, timeout, what)
+        return [out[i] for i in range(self.num_parallel)]
 
     # ------------------------------------------------------------------ public API
     def sample(
@@ -187,15 +209,19 @@ class EpiSampler:
         Args:
             pol: the policy to act with (its current weights are used).
             max_epis: total number of episodes, split evenly over the workers.
-            max_steps: total number of steps, split evenly; exact: each worker's last
-                episode is cut (marked truncated) to hit its share.
+            max_steps: total number of steps, split evenly over the workers and then
+                over each worker's envs; exact: each env's last episode is cut (marked
+                truncated) to hit its share.
             deterministic: act with the distribution's mode instead of sampling.
             timeout: seconds to wait for the workers before raising (default: no limit).
 
         Each episode dict has ``obs (T, *obs_shape)``, ``acs (T, *ac_shape)``,
         ``rews (T,)``, the policy's distribution parameters per step (for example
-        ``mean`` and ``log_std``), and ``terminated``, ``truncated``, ``final_obs``.
-        Episodes come in worker order, so they are reproducible for a given seed.
+        ``mean`` and ``log_std``), and ``terminated``, ``truncated``, ``final_obs`` and
+        ``sampler_cut`` (True when this sampler's ``max_steps`` cut the episode; such an
+        episode is also ``truncated``).
+        Episodes come in worker order (within a worker, env by env), so they are
+        reproducible for a given seed.
         """
         if self._closed:
             raise RuntimeError("this EpiSampler is closed")
@@ -208,17 +234,15 @@ class EpiSampler:
             self._local.pol = pol
             return self._local.sample(max_epis, max_steps, deterministic)
         if pol is not self._pol:
-            self._broadcast(("set_pol", cloudpickle.dumps(copy.deepcopy(pol).cpu())))
-            self._gather(list(range(self.num_parallel)), timeout, "receiving the policy")
+            self._all(("set_pol", cloudpickle.dumps(copy.deepcopy(pol).cpu())), timeout, "receiving the policy")
             self._pol = pol
         weights = {k: v.detach().cpu() for k, v in pol.state_dict().items()}
         epi_shares = split_budget(max_epis, self.num_parallel)
         step_shares = split_budget(max_steps, self.num_parallel)
         active = [i for i in range(self.num_parallel) if epi_shares[i] != 0 and step_shares[i] != 0]
-        for i in active:
-            self._send(i, ("sample", weights, epi_shares[i], step_shares[i], deterministic))
-        results = self._gather(active, timeout, "sampling")
-        return [epi for epis in results for epi in epis]
+        msgs = {i: ("sample", weights, epi_shares[i], step_shares[i], deterministic) for i in active}
+        results = self._request(msgs, timeout, "sampling")
+        return [epi for i in active for epi in results[i]]
 
     def state_dict(self) -> dict[str, Any]:
         """RNG state of every env and action generator (picklable), for exact resume.
@@ -232,9 +256,13 @@ class EpiSampler:
         if self._local is not None:
             states = [self._local.get_state()]
         else:
-            self._broadcast(("get_state",))
-            states = self._gather(list(range(self.num_parallel)), None, "saving its state")
-        return {"num_parallel": self.num_parallel, "seed": self.seed, "workers": states}
+            states = self._all(("get_state",), None, "saving its state")
+        return {
+            "num_parallel": self.num_parallel,
+            "num_envs_per_worker": self.num_envs_per_worker,
+            "seed": self.seed,
+            "workers": states,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the RNG state saved by :meth:`state_dict`."""
@@ -244,44 +272,32 @@ class EpiSampler:
             raise ValueError(
                 f"state is from a sampler with num_parallel={state['num_parallel']}, this one has {self.num_parallel}"
             )
+        if state.get("num_envs_per_worker", 1) != self.num_envs_per_worker:
+            raise ValueError(
+                f"state is from a sampler with num_envs_per_worker={state.get('num_envs_per_worker', 1)}, "
+                f"this one has {self.num_envs_per_worker}"
+            )
         if self._local is not None:
             self._local.set_state(state["workers"][0])
             return
-        for i, st in enumerate(state["workers"]):
-            self._send(i, ("set_state", st))
-        self._gather(list(range(self.num_parallel)), None, "restoring its state")
+        msgs = {i: ("set_state", st) for i, st in enumerate(state["workers"])}
+        self._request(msgs, None, "restoring its state")
 
     @property
     def worker_pids(self) -> list[int]:
-        """Process ids of the worker processes (empty for the in-process backend)."""
-        return [p.pid for p in self._procs]
-
-    def _abort(self) -> None:
-        """Kill every worker at once (after an error the others' replies are useless)."""
-        for proc in self._procs:
-            proc.kill()
-        self.close()
+        """Process ids of the workers (empty for the in-process backend; Ray actors' on their nodes)."""
+        return list(self._pids)
 
     def close(self) -> None:
-        """Stop the workers (politely, then by force) and release an env the sampler built. Idempotent."""
+        """Stop the workers (politely, then by force) and release envs the sampler built. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        for i in range(len(self._conns)):
-            try:
-                self._send(i, ("close",))
-            except (OSError, ValueError):
-                pass
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for conn in self._conns:
-            conn.close()
+        if self._pool is not None:
+            self._pool.close()
         if self._local is not None and self._owns_env:
-            self._local.env.close()
+            for env in self._local.envs:
+                env.close()
 
     def __enter__(self) -> EpiSampler:
         return self

@@ -1,8 +1,13 @@
-"""The rollout loop every sampler backend runs: one env, one policy, whole episodes."""
+"""The rollout loop every sampler backend runs: ``K >= 1`` envs, one policy, whole episodes.
+
+With ``K`` envs the policy acts on all of them with one batched forward per step,
+which is what makes cheap envs fast (inference dominates there). ``K = 1`` is the
+same loop with a batch of one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +33,22 @@ def build_env(env_spec: Any) -> GymEnv:
     raise TypeError(f"expected an env id, an env or a factory returning one, got {type(env_spec).__name__}")
 
 
+def build_envs(env_spec: Any, num_envs: int) -> list[GymEnv]:
+    """``num_envs`` independent :class:`GymEnv` copies from an id or a zero-argument factory.
+
+    One env object can only be used as itself, so ``num_envs > 1`` needs an id or a factory.
+    """
+    if num_envs == 1:
+        return [build_env(env_spec)]
+    is_env = isinstance(env_spec, gym.Env) or (hasattr(env_spec, "step") and hasattr(env_spec, "reset"))
+    if not (isinstance(env_spec, str) or (callable(env_spec) and not is_env)):
+        raise TypeError(
+            f"{num_envs} envs per worker need an env id or a zero-argument factory that builds a new env "
+            f"on each call, got the env object {env_spec!r}"
+        )
+    return [build_env(env_spec) for _ in range(num_envs)]
+
+
 def split_budget(total: int | None, parts: int) -> list[int | None]:
     """Split ``total`` into ``parts`` near-equal shares (earlier shares get the remainder)."""
     if total is None:
@@ -35,19 +56,89 @@ def split_budget(total: int | None, parts: int) -> list[int | None]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-class Rollout:
-    """Runs a policy in one environment and returns whole episodes.
+class _Slot:
+    """One env's budget and the episode it is building during one :meth:`Rollout.sample` call."""
 
-    ``env_seed`` seeds the env's first reset (later resets continue its RNG);
-    ``torch_seed`` seeds the generator the policy samples actions from. Both persist
-    across calls, so a sequence of calls is reproducible.
+    __slots__ = ("index", "max_epis", "max_steps", "steps", "epis", "obs", "t", "obs_l", "acs_l", "rews_l", "params_l")
+
+    def __init__(self, index: int, max_epis: int | None, max_steps: int | None) -> None:
+        self.index, self.max_epis, self.max_steps = index, max_epis, max_steps
+        self.steps = 0
+        self.epis: list[Epi] = []
+
+    def wants_episode(self) -> bool:
+        """Whether the budget allows starting another episode."""
+        return (self.max_epis is None or len(self.epis) < self.max_epis) and (
+            self.max_steps is None or self.steps < self.max_steps
+        )
+
+    def begin(self, obs: np.ndarray) -> None:
+        """Start an episode from the reset observation ``obs``."""
+        self.obs = obs
+        self.t = 0
+        self.obs_l: list[np.ndarray] = []
+        self.acs_l: list[np.ndarray] = []
+        self.rews_l: list[float] = []
+        self.params_l: dict[str, list[np.ndarray]] = {}
+
+    def record(self, ob: np.ndarray, ac: np.ndarray, rew: float, params: dict[str, np.ndarray], j: int) -> None:
+        """Store one step; ``params`` holds the batch's parameters, of which row ``j`` is this env's."""
+        self.obs_l.append(ob)
+        self.acs_l.append(ac)
+        self.rews_l.append(rew)
+        for k, v in params.items():
+            self.params_l.setdefault(k, []).append(v[j])
+        self.t += 1
+        self.steps += 1
+
+    def at_step_limit(self) -> bool:
+        """Whether the step budget ends the current episode now."""
+        return self.max_steps is not None and self.steps >= self.max_steps
+
+    def finish(self, final_obs: Any, terminated: bool) -> None:
+        """Close the current episode (truncated unless ``terminated``)."""
+        epi: Epi = {
+            "obs": np.stack(self.obs_l),
+            "acs": np.stack(self.acs_l),
+            "rews": np.asarray(self.rews_l, dtype=np.float32),
+        }
+        epi.update({k: np.stack(v) for k, v in self.params_l.items()})
+        epi["terminated"] = bool(terminated)
+        epi["truncated"] = not terminated
+        epi["sampler_cut"] = cut
+        epi["final_obs"] = np.array(final_obs)
+        self.epis.append(epi)
+
+
+class Rollout:
+    """Runs a policy in ``K >= 1`` environments and returns whole episodes.
+
+    ``env_seeds[k]`` seeds env ``k``'s first reset (later resets continue its RNG);
+    ``torch_seed`` seeds the generator the policy samples actions from (one generator
+    for the batch). Both persist across calls, so a sequence of calls is reproducible.
+    ``envs`` and ``env_seeds`` may also be a single env and a single seed.
     """
 
-    def __init__(self, env: GymEnv, pol: torch.nn.Module, env_seed: int, torch_seed: int) -> None:
-        self.env, self.pol = env, pol
-        self.env_seed: int | None = env_seed
+    def __init__(
+        self,
+        envs: GymEnv | Sequence[GymEnv],
+        pol: torch.nn.Module,
+        env_seeds: int | Sequence[int],
+        torch_seed: int,
+    ) -> None:
+        self.envs: list[GymEnv] = [envs] if isinstance(envs, gym.Env) else list(envs)
+        seeds = [env_seeds] if isinstance(env_seeds, int | np.integer) else list(env_seeds)
+        if len(seeds) != len(self.envs) or not self.envs:
+            raise ValueError(f"need one seed per env, got {len(seeds)} seeds for {len(self.envs)} envs")
+        self.pol = pol
+        self.env_seeds: list[int | None] = [int(s) for s in seeds]
         self.torch_seed = torch_seed
         self._gens: dict[torch.device, torch.Generator] = {}
+
+    @property
+    def env(self) -> GymEnv:
+        """The first env (the only one when ``K = 1``)."""
+        return self.envs[0]
 
     def _generator(self, device: torch.device) -> torch.Generator:
         if device not in self._gens:
@@ -55,90 +146,94 @@ class Rollout:
         return self._gens[device]
 
     def get_state(self) -> dict[str, Any]:
-        """The RNG state: the pending first-reset seed, the env's ``np_random`` and the action generators."""
-        env_rng = getattr(self.env.unwrapped, "_np_random", None)
+        """The RNG state: pending first-reset seeds, each env's ``np_random`` and the action generators."""
+        rngs = [getattr(env.unwrapped, "_np_random", None) for env in self.envs]
         return {
-            "env_seed": self.env_seed,
-            "env_rng": None if env_rng is None else env_rng.bit_generator.state,
+            "env_seeds": list(self.env_seeds),
+            "env_rngs": [None if r is None else r.bit_generator.state for r in rngs],
             "gens": {str(d): g.get_state() for d, g in self._gens.items()},
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` returned (the env must be of the same kind)."""
-        self.env_seed = state["env_seed"]
-        if state["env_rng"] is not None:
-            rng = np.random.Generator(getattr(np.random, state["env_rng"]["bit_generator"])())
-            rng.bit_generator.state = state["env_rng"]
-            self.env.unwrapped._np_random = rng
+        """Restore what :meth:`get_state` returned (the envs must be of the same kind and number)."""
+        if len(state["env_seeds"]) != len(self.envs):
+            raise ValueError(f"state is for {len(state['env_seeds'])} envs, this rollout has {len(self.envs)}")
+        self.env_seeds = list(state["env_seeds"])
+        for env, st in zip(self.envs, state["env_rngs"], strict=True):
+            if st is not None:
+                rng = np.random.Generator(getattr(np.random, st["bit_generator"])())
+                rng.bit_generator.state = st
+                env.unwrapped._np_random = rng
         self._gens = {}
         for d, st in state["gens"].items():
             g = torch.Generator(device=d)
             g.set_state(st)
             self._gens[torch.device(d)] = g
 
-    def _reset(self) -> np.ndarray:
-        obs, _ = self.env.reset(seed=self.env_seed)
-        self.env_seed = None
+    def _reset(self, k: int) -> np.ndarray:
+        obs, _ = self.envs[k].reset(seed=self.env_seeds[k])
+        self.env_seeds[k] = None
         return obs
 
     def sample(self, max_epis: int | None, max_steps: int | None, deterministic: bool) -> list[Epi]:
         """Episodes until ``max_epis`` episodes or ``max_steps`` steps, whichever comes first.
 
-        With ``max_steps`` the step count is exact: the last episode is cut and marked
-        truncated (unless the env terminated on that very step).
+        The budget is split over the ``K`` envs with :func:`split_budget` (env ``k``
+        gets ``max_steps // K`` steps, the first ``max_steps % K`` envs one more; the
+        same for ``max_epis``), and each env runs whole episodes until its share is
+        used. With ``max_steps`` the step count is exact: an env's last episode is cut
+        and marked truncated (unless it terminated on that very step). Episodes come
+        env by env, each env's in the order they were played.
         """
-        epis: list[Epi] = []
-        steps = 0
-        while (max_epis is None or len(epis) < max_epis) and (max_steps is None or steps < max_steps):
-            epi = self._one_episode(None if max_steps is None else max_steps - steps, deterministic)
-            steps += len(epi["rews"])
-            epis.append(epi)
-        return epis
-
-    def _one_episode(self, step_limit: int | None, deterministic: bool) -> Epi:
-        pol, env = self.pol, self.env
-        device = _device_of(pol)
+        k = len(self.envs)
+        slots = [
+            _Slot(i, e, s)
+            for i, (e, s) in enumerate(zip(split_budget(max_epis, k), split_budget(max_steps, k), strict=True))
+            if e != 0 and s != 0
+        ]
+        active = [s for s in slots if s.wants_episode()]
+        for s in active:
+            s.begin(self._reset(s.index))
+        device = _device_of(self.pol)
         gen = self._generator(device)
-        ac_shape = _policy_ac_shape(env.action_space)
-        obs = self._reset()
-        obs_l: list[np.ndarray] = []
-        acs_l: list[np.ndarray] = []
-        rews_l: list[float] = []
-        params_l: dict[str, list[np.ndarray]] = {}
-        terminated = truncated = False
-        t = 0
-        while True:
-            ob = np.array(obs)  # a copy: some envs reuse their observation buffer
-            with torch.no_grad():
-                acs, params = pol.act(torch.as_tensor(ob, dtype=torch.float32, device=device)[None], deterministic, gen)
-            ac = acs[0].cpu().numpy()
-            if ac.shape != ac_shape:
-                raise ValueError(
-                    f"policy {type(pol).__name__} produced an action of shape {ac.shape}; "
-                    f"the env's action space {env.action_space} needs {ac_shape}"
-                )
-            obs, rew, terminated, truncated, _ = env.step(pol.to_env_ac(ac))
-            obs_l.append(ob)
-            acs_l.append(ac)
-            rews_l.append(rew)
-            for k, v in params.items():
-                params_l.setdefault(k, []).append(v[0].cpu().numpy())
-            t += 1
-            if terminated or truncated:
-                break
-            if step_limit is not None and t >= step_limit:
-                truncated = True
-                break
-        epi: Epi = {
-            "obs": np.stack(obs_l),
-            "acs": np.stack(acs_l),
-            "rews": np.asarray(rews_l, dtype=np.float32),
-        }
-        epi.update({k: np.stack(v) for k, v in params_l.items()})
-        epi["terminated"] = bool(terminated)
-        epi["truncated"] = not terminated
-        epi["final_obs"] = np.array(obs)
-        return epi
+        ac_shape = _policy_ac_shape(self.env.action_space)
+        while active:
+            active = self._step(active, deterministic, device, gen, ac_shape)
+        return [epi for s in slots for epi in s.epis]
+
+    def _step(
+        self,
+        active: list[_Slot],
+        deterministic: bool,
+        device: torch.device,
+        gen: torch.Generator,
+        ac_shape: tuple[int, ...],
+    ) -> list[_Slot]:
+        """One batched policy forward and one step of every active env; returns the envs still running."""
+        pol = self.pol
+        obs = np.stack([s.obs for s in active])  # a copy: some envs reuse their observation buffer
+        with torch.no_grad():
+            acs_t, params_t = pol.act(torch.as_tensor(obs, dtype=torch.float32, device=device), deterministic, gen)
+        acs = acs_t.cpu().numpy()
+        if acs.shape[1:] != ac_shape:
+            raise ValueError(
+                f"policy {type(pol).__name__} produced actions of shape {acs.shape[1:]}; "
+                f"the env's action space {self.env.action_space} needs {ac_shape}"
+            )
+        params = {name: v.cpu().numpy() for name, v in params_t.items()}
+        still: list[_Slot] = []
+        for j, s in enumerate(active):
+            next_obs, rew, terminated, truncated, _ = self.envs[s.index].step(pol.to_env_ac(acs[j]))
+            s.record(obs[j], acs[j], rew, params, j)
+            if terminated or truncated or s.at_step_limit():
+                s.finish(next_obs, terminated)
+                if not s.wants_episode():
+                    continue
+                next_obs = self._reset(s.index)
+                s.begin(next_obs)
+            s.obs = next_obs
+            still.append(s)
+        return still
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:

@@ -1,0 +1,87 @@
+"""Plumbing shared by the example scripts: model builders, CSV logging, a progress bar.
+
+Kept apart so each ``run_*.py`` reads top to bottom as the algorithm itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import trajkit as tk
+
+
+def build_pol_vf(
+    env: tk.GymEnv, hidden: Sequence[int] = (64, 64), obs_norm: bool = False
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A policy matching the action space (categorical, multi-categorical or Gaussian) and a value function.
+
+    With ``obs_norm`` both share one :class:`trajkit.ObsNormalizer` (update it from the
+    training loop).
+    """
+    ob_space, ac_space = env.observation_space, env.action_space
+    obs_dim = tk.pols.flat_dim(ob_space)
+    norm = tk.ObsNormalizer(ob_space.shape) if obs_norm else None
+    if isinstance(ac_space, gym.spaces.Discrete):
+        pol = tk.CategoricalPol(ob_space, ac_space, tk.nets.mlp(obs_dim, int(ac_space.n), hidden, out_gain=0.01),
+                                obs_normalizer=norm)
+    elif isinstance(ac_space, gym.spaces.MultiDiscrete):
+        pol = tk.MultiCategoricalPol(ob_space, ac_space, tk.nets.mlp(obs_dim, int(ac_space.nvec.sum()), hidden,
+                                                                     out_gain=0.01), obs_normalizer=norm)
+    else:
+        ac_dim = int(np.prod(ac_space.shape))
+        pol = tk.GaussianPol(ob_space, ac_space, tk.nets.mlp(obs_dim, ac_dim, hidden, out_gain=0.01),
+                             obs_normalizer=norm)
+    vf = tk.DeterministicSVfunc(ob_space, tk.nets.mlp(obs_dim, 1, hidden), obs_normalizer=norm)
+    return pol, vf
+
+
+class CsvLog:
+    """Appends one row per iteration to ``path`` (columns fixed by the first row)."""
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._file = open(path, "w", newline="")
+        self._writer: csv.DictWriter | None = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="ignore")
+            self._writer.writeheader()
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def progress(total: int, desc: str) -> Any:
+    """A tqdm bar over env steps, or a silent stand-in when tqdm is not installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **kw: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def returns_of(epis: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Undiscounted return of each *complete* episode (cut-off episodes excluded), or all if none is complete."""
+    done = [e for e in epis if not e.get("sampler_cut", False)]
+    return np.array([float(np.sum(e["rews"])) for e in (done or epis)])
