@@ -104,11 +104,16 @@ class GymEnv(gym.Env):
     ``gymnasium.spaces.flatten`` (Discrete becomes one-hot); ``orig_observation_space``
     keeps the original and :meth:`unflatten_obs` recovers a structured observation.
     Actions are passed to the wrapped env unchanged.
+
+    ``make_args`` is ``(env_id, kwargs)`` when the env was made from an id (samplers
+    re-make it from these in their workers) and ``None`` otherwise.
     """
 
     def __init__(self, id_or_env: str | Any, **kwargs: Any) -> None:
+        self.make_args: tuple[str, dict[str, Any]] | None = None
         if isinstance(id_or_env, str):
             env = make_env(id_or_env, **kwargs)
+            self.make_args = (id_or_env, dict(kwargs))
         elif kwargs:
             raise TypeError(f"keyword arguments {sorted(kwargs)} only apply when GymEnv is given an env id")
         elif isinstance(id_or_env, gym.Env):

@@ -9,7 +9,7 @@ closes the socket, and on Linux it is also killed when the parent dies
 (``PR_SET_PDEATHSIG``), so no worker outlives its sampler.
 
 Messages (parent -> worker), pickled tuples:
-    ("init", payload)           payload: cloudpickled dict(env, pol, env_seed, torch_seed, threads, sys_path)
+    ("init", payload)           payload: cloudpickled dict(env, num_envs, pol, env_seeds, torch_seed, threads, sys_path)
     ("set_pol", payload)        payload: cloudpickled policy
     ("sample", state, max_epis, max_steps, deterministic)
     ("get_state",) / ("set_state", state)   RNG state for exact resume
@@ -43,7 +43,7 @@ def _handle(state: dict[str, Any], msg: tuple) -> Any:
     import cloudpickle
     import torch
 
-    from trajkit.samplers.rollout import Rollout, build_env
+    from trajkit.samplers.rollout import Rollout, build_envs
 
     kind = msg[0]
     if kind == "init":
@@ -52,7 +52,8 @@ def _handle(state: dict[str, Any], msg: tuple) -> Any:
             if p not in sys.path:
                 sys.path.insert(0, p)
         torch.set_num_threads(cfg["threads"])
-        state["rollout"] = Rollout(build_env(cfg["env"]), cfg["pol"], cfg["env_seed"], cfg["torch_seed"])
+        envs = build_envs(cfg["env"], cfg["num_envs"])
+        state["rollout"] = Rollout(envs, cfg["pol"], cfg["env_seeds"], cfg["torch_seed"])
         return os.getpid()
     if kind == "set_pol":
         state["rollout"].pol = cloudpickle.loads(msg[1])
@@ -71,6 +72,21 @@ def _handle(state: dict[str, Any], msg: tuple) -> Any:
     raise ValueError(f"unknown message {kind!r}")
 
 
+def serve_one(state: dict[str, Any], data: bytes) -> bytes | None:
+    """Handle one pickled message; the pickled ``("ok", value)`` or ``("error", traceback)`` reply.
+
+    ``None`` for ``("close",)``. Shared by the process worker and the Ray actor, so
+    both backends run exactly the same code.
+    """
+    try:
+        msg = pickle.loads(data)
+        if msg[0] == "close":
+            return None
+        return pickle.dumps(("ok", _handle(state, msg)), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # noqa: B036 - every failure must reach the parent
+        return pickle.dumps(("error", traceback.format_exc()))
+
+
 def main(fd: int) -> None:
     _die_with_parent()
     conn = Connection(fd)
@@ -80,13 +96,9 @@ def main(fd: int) -> None:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        try:
-            msg = pickle.loads(data)
-            if msg[0] == "close":
-                return
-            out = pickle.dumps(("ok", _handle(state, msg)), protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # noqa: B036 - every failure must reach the parent
-            out = pickle.dumps(("error", traceback.format_exc()))
+        out = serve_one(state, data)
+        if out is None:
+            return
         try:
             conn.send_bytes(out)
         except OSError:

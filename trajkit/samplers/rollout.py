@@ -95,8 +95,8 @@ class _Slot:
         """Whether the step budget ends the current episode now."""
         return self.max_steps is not None and self.steps >= self.max_steps
 
-    def finish(self, final_obs: Any, terminated: bool) -> None:
-        """Close the current episode (truncated unless ``terminated``)."""
+    def finish(self, final_obs: Any, terminated: bool, cut: bool) -> None:
+        """Close the current episode: truncated unless ``terminated``; ``cut``: by the step budget, not the env."""
         epi: Epi = {
             "obs": np.stack(self.obs_l),
             "acs": np.stack(self.acs_l),
@@ -226,7 +226,7 @@ class Rollout:
             next_obs, rew, terminated, truncated, _ = self.envs[s.index].step(pol.to_env_ac(acs[j]))
             s.record(obs[j], acs[j], rew, params, j)
             if terminated or truncated or s.at_step_limit():
-                s.finish(next_obs, terminated)
+                s.finish(next_obs, terminated, cut=not (terminated or truncated))
                 if not s.wants_episode():
                     continue
                 next_obs = self._reset(s.index)
