@@ -61,11 +61,13 @@ class CsvLog:
         self._file.close()
 
 
-def progress(total: int, desc: str) -> Any:
-    """A tqdm bar over env steps, or a silent stand-in when tqdm is not installed."""
+def progress(total: int, desc: str, disable: bool = False) -> Any:
+    """A tqdm bar over env steps, or a silent stand-in when tqdm is not installed (or ``disable``)."""
     try:
         from tqdm import tqdm
     except ImportError:
+        return _NoBar()
+    if disable:
         return _NoBar()
     return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
 
