@@ -1,5 +1,22 @@
-"""Environment adapters and wrappers."""
+"""Environment adapters, wrappers and remote (real) environments."""
 
 from trajkit.envs.gym_env import GymEnv, LegacyGymEnv, make_env, to_gymnasium_space
+from trajkit.envs.remote import EnvServer, RemoteEnv, RemoteEnvError, serve
+from trajkit.envs.wrappers import AcInObEnv, C2DEnv, ObsNormEnv, RewInObEnv, RewNormEnv, SkillEnv
 
-__all__ = ["GymEnv", "LegacyGymEnv", "make_env", "to_gymnasium_space"]
+__all__ = [
+    "AcInObEnv",
+    "C2DEnv",
+    "EnvServer",
+    "GymEnv",
+    "LegacyGymEnv",
+    "ObsNormEnv",
+    "RemoteEnv",
+    "RemoteEnvError",
+    "RewInObEnv",
+    "RewNormEnv",
+    "SkillEnv",
+    "make_env",
+    "serve",
+    "to_gymnasium_space",
+]
