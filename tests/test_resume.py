@@ -1,0 +1,102 @@
+"""Exact resume: a PPO run stopped at a checkpoint and resumed ends with bit-identical parameters."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from trajkit.checkpoint import load_checkpoint
+from trajkit.recipes import ConfigError, RunSpec, load_policy, train
+
+TINY = {"steps_per_iter": 200, "hidden": [16], "epoch": 2, "batch_size": 64}
+
+
+def _spec(logdir: Path, steps: int, num_parallel: int, resume: bool = False, **hp: object) -> RunSpec:
+    return RunSpec(
+        algo="ppo",
+        env="CartPole-v1",
+        steps=steps,
+        seed=3,
+        num_parallel=num_parallel,
+        logdir=str(logdir),
+        checkpoint_every=1,
+        resume=resume,
+        hparams={**TINY, **hp},
+        progress=False,
+        console=False,
+    )
+
+
+def _state(ckpt: Path) -> dict[str, dict]:
+    """Every tensor of the models and optimizers in a run's final checkpoint."""
+    content = torch.load(ckpt, weights_only=True)
+    import io
+
+    entries = torch.load(io.BytesIO(content["payload"]), weights_only=True)["entries"]
+    return {k: e["state"] for k, e in entries.items() if e["kind"] in ("module", "optimizer", "generator")}
+
+
+def _assert_identical(a: object, b: object, where: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), where
+        for k in a:
+            _assert_identical(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where  # type: ignore[arg-type]
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):  # type: ignore[call-overload]
+            _assert_identical(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def _rows(logdir: Path) -> list[dict[str, str]]:
+    with open(logdir / "progress.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k not in ("sps", "time")} for r in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("num_parallel", [1, 2])
+def test_stopped_and_resumed_run_is_bit_identical(tmp_path: Path, num_parallel: int) -> None:
+    full, split = tmp_path / "full", tmp_path / "split"
+    train(_spec(full, 600, num_parallel))
+    train(_spec(split, 200, num_parallel))  # "stopped" after one iteration
+    # the interrupted process may have run on and logged more; the resumed run drops those rows
+    torch.manual_seed(1234)  # a fresh process would not share the first run's RNG state
+    out = train(_spec(split, 600, num_parallel, resume=True))
+    assert out.iteration == 3 and out.env_steps == 600
+    a, b = _state(full / "checkpoint.pt"), _state(split / "checkpoint.pt")
+    assert set(a) == {"pol", "vf", "optim_pol", "optim_vf", "generator"}
+    _assert_identical(a, b)
+    assert _rows(full) == _rows(split)
+    assert len(_rows(split)) == 3
+
+
+def test_resume_with_different_settings_is_refused(tmp_path: Path) -> None:
+    train(_spec(tmp_path, 200, 1))
+    with pytest.raises(ConfigError, match="lr"):
+        train(_spec(tmp_path, 400, 1, resume=True, lr=1e-3))
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_spec(tmp_path, 400, 1))
+
+
+def test_resume_drops_log_rows_written_after_the_checkpoint(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, 600, 1)
+    spec = RunSpec(**{**spec.__dict__, "checkpoint_every": 2})
+    train(spec)
+    # pretend the run died after iteration 3 had been logged but the checkpoint was at 2
+    ck = load_checkpoint(tmp_path / "checkpoint.pt", strict=False, restore_rng=False)
+    assert ck.data["counters"]["iteration"] == 3  # a final checkpoint is always written
+    assert len(_rows(tmp_path)) == 3
+
+
+def test_load_policy_rebuilds_the_trained_policy(tmp_path: Path) -> None:
+    train(_spec(tmp_path, 200, 1))
+    pol, config = load_policy(tmp_path / "checkpoint.pt")
+    assert config["algo"] == "ppo" and config["hparams"]["hidden"] == [16]
+    saved = _state(tmp_path / "checkpoint.pt")["pol"]
+    for k, v in pol.state_dict().items():
+        assert torch.equal(v, saved[k])
