@@ -9,7 +9,8 @@ closes the socket, and on Linux it is also killed when the parent dies
 (``PR_SET_PDEATHSIG``), so no worker outlives its sampler.
 
 Messages (parent -> worker), pickled tuples:
-    ("init", payload)           payload: cloudpickled dict(env, num_envs, pol, env_seeds, torch_seed, threads, sys_path)
+    ("init", payload, sys_path) payload: cloudpickled dict(env, num_envs, pol, env_seeds, torch_seed,
+                                threads); sys_path: the parent's, applied before unpickling the payload
     ("set_pol", payload)        payload: cloudpickled policy
     ("sample", state, max_epis, max_steps, deterministic)
     ("get_state",) / ("set_state", state)   RNG state for exact resume
@@ -47,10 +48,10 @@ def _handle(state: dict[str, Any], msg: tuple) -> Any:
 
     kind = msg[0]
     if kind == "init":
-        cfg = cloudpickle.loads(msg[1])
-        for p in reversed(cfg["sys_path"]):
+        for p in reversed(msg[2]):
             if p not in sys.path:
                 sys.path.insert(0, p)
+        cfg = cloudpickle.loads(msg[1])
         torch.set_num_threads(cfg["threads"])
         envs = build_envs(cfg["env"], cfg["num_envs"])
         state["rollout"] = Rollout(envs, cfg["pol"], cfg["env_seeds"], cfg["torch_seed"])

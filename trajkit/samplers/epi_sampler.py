@@ -175,10 +175,11 @@ class EpiSampler:
                     "env_seeds": env_seeds,
                     "torch_seed": torch_seed,
                     "threads": threads,
-                    "sys_path": list(sys.path),
                 }
             )
-            msgs[i] = ("init", payload)
+            # the import path travels outside the payload: unpickling the payload may
+            # import modules (an env class's) that only the parent's sys.path can find
+            msgs[i] = ("init", payload, list(sys.path))
         pids = self._request(msgs, timeout, "starting")
         self._pids = [pids[i] for i in range(len(seeds))]
 
