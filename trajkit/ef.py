@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import scipy.signal
 import torch
 
 from trajkit.traj import MissingColumnError, Traj
@@ -61,6 +60,8 @@ def discount_cumsum(x: np.ndarray | torch.Tensor, discount: float, bounds: torch
     if n == 0:
         return xs.copy()
     rev = xs[::-1]
+    import scipy.signal  # imported here: it costs about as much as torch, and sampler workers never need it
+
     y = scipy.signal.lfilter([1.0], [1.0, -discount], rev)
     b = bounds.cpu().numpy()
     lens = np.diff(b)[::-1]
