@@ -196,3 +196,14 @@ def test_monte_carlo_without_and_with_clipping_matches_hand_computation():
         unclipped_wins = (v - r) ** 2 >= (v_clip - r) ** 2
         expected.append((v - r) / 4 if unclipped_wins else (v_clip - r) / 4 * (abs(v - o) < c))
     np.testing.assert_allclose(g.numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_monte_carlo_with_a_b_by_1_value_head_is_not_broadcast():
+    """A raw ``(B, 1)`` value net (which ``ef.compute_vs`` accepts) must not broadcast to ``(B, B)``."""
+    net = tk.nets.mlp(3, 1, hidden=(8,))
+    batch = fresh_batch(gaussian_pol())
+    expected = 0.5 * (net(batch["obs"]).squeeze(-1) - batch["rets"]).pow(2).mean()
+    loss, _ = lf.monte_carlo(net, batch)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    clipped, _ = lf.monte_carlo(net, batch, clip_param=0.1)
+    assert clipped.shape == () and clipped.item() >= loss.item()

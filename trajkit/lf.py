@@ -81,6 +81,8 @@ def monte_carlo(vf: torch.nn.Module, batch: Batch, clip_param: float | None = No
     the old one (``batch["vs"]``) and the larger of the two errors is used, as in PPO2.
     """
     vs = vf(batch["obs"])
+    if vs.shape != batch["rets"].shape:  # a (B, 1) head, as compute_vs accepts: never broadcast to (B, B)
+        vs = vs.reshape(batch["rets"].shape)
     err = (vs - batch["rets"]).pow(2)
     if clip_param is not None:
         old = batch["vs"]
