@@ -167,3 +167,21 @@ def test_conjugate_gradient_solves_a_small_spd_system():
     b = torch.randn(6, generator=g, dtype=torch.float64)
     x = trpo.conjugate_gradient(lambda v: a @ v, b, iters=20)
     torch.testing.assert_close(x, torch.linalg.solve(a, b), rtol=1e-6, atol=1e-8)
+
+
+def test_ppo_clip_target_kl_stops_after_the_first_epoch_that_exceeds_it():
+    pol, vf = make_pol("gaussian"), make_vf()
+    traj = fixed_traj(pol, vf)
+    result = ppo_clip.train(
+        traj=traj,
+        pol=pol,
+        vf=vf,
+        optim_pol=torch.optim.Adam(pol.parameters(), 1e-2),
+        optim_vf=torch.optim.Adam(vf.parameters(), 1e-3),
+        epoch=10,
+        batch_size=16,
+        target_kl=1e-9,
+        generator=0,
+    )
+    assert result.diagnostics["epochs_run"] == 1.0
+    assert len(result.losses["pol_loss"]) == 1 and result.losses["kl"][0] > 1e-9

@@ -7,6 +7,7 @@ or that break their sampler build their own.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -131,6 +132,43 @@ def test_budget_errors():
             sampler.sample(pol, max_steps=0)
     with pytest.raises(RuntimeError, match="closed"):
         sampler.sample(pol, max_epis=1)
+
+
+# ---------------------------------------------------------------------- which policy acts
+def test_deterministic_sampling_follows_the_current_weights(shared):
+    sampler, pol, _ = shared
+    saved = copy.deepcopy(pol.state_dict())
+    try:
+        for favoured in (0, 1):
+            with torch.no_grad():
+                pol.net[-1].weight.zero_()
+                pol.net[-1].bias.copy_(
+                    torch.tensor([5.0, -5.0]) if favoured == 0 else torch.tensor([-5.0, 5.0])
+                )
+            epis = sampler.sample(pol, max_steps=12, deterministic=True)
+            assert all(bool((e["acs"] == favoured).all()) for e in epis)
+    finally:
+        pol.load_state_dict(saved)
+    epis = sampler.sample(pol, max_steps=12, deterministic=True)
+    assert all(np.array_equal(e["acs"], e["logits"].argmax(-1)) for e in epis)
+
+
+def test_another_policy_and_its_normalizer_statistics_reach_the_workers(shared):
+    sampler, pol, _ = shared
+    env = cartpole()
+    torch.manual_seed(5)
+    other = tk.CategoricalPol(
+        env.observation_space,
+        env.action_space,
+        tk.nets.mlp(4, 2, hidden=(5,)),
+        obs_normalizer=tk.ObsNormalizer((4,)),
+    )
+    for shift in (0.0, 3.0):  # new statistics after the policy was shipped once
+        other.obs_normalizer.update(torch.randn(50, 4) * 2 + shift)
+        traj = tk.Traj.from_epis(sampler.sample(other, max_steps=15))
+        with torch.no_grad():
+            torch.testing.assert_close(traj["logits"], other(traj["obs"])["logits"])
+    sampler.sample(pol, max_steps=1)  # hand the shared sampler its own policy back
 
 
 # ---------------------------------------------------------------------- determinism and resume

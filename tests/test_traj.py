@@ -202,3 +202,14 @@ def test_iterate_rnn_pads_and_masks_whole_episodes(specs, batch_size, seed):
             assert bool(batch["terminated"][j]) == epis[e]["terminated"]
         assert t_max == max(int(batch["mask"][:, j].sum()) for j in range(b))
     assert sorted(seen) == list(range(traj.num_epi))
+
+
+def test_select_epis_with_a_boolean_mask_keeps_the_masked_episodes():
+    epis = make_epis([2, 5, 1, 3], [False, True, False, True], seed=6)
+    traj = tk.Traj.from_epis(epis)
+    sub = traj.select_epis(traj.epi_col("terminated"))
+    assert sub.epi_lens.tolist() == [5, 3] and bool(sub.epi_col("terminated").all())
+    np.testing.assert_array_equal(sub.epi_view(1)["obs"].numpy(), epis[3]["obs"])
+    assert traj.select_epis([True, False, False, False]).epi_lens.tolist() == [2]
+    with pytest.raises(ValueError, match="episode mask needs shape"):
+        traj.select_epis(torch.tensor([True, False]))

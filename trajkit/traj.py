@@ -285,8 +285,13 @@ class Traj:
         return concat([self, other])
 
     def select_epis(self, idx: Sequence[int] | torch.Tensor) -> Traj:
-        """A new Traj with the episodes ``idx`` (in that order)."""
-        idx = torch.as_tensor(idx, dtype=torch.int64)
+        """A new Traj with the episodes ``idx`` (in that order), or where an ``(E,)`` bool mask is True."""
+        idx = torch.as_tensor(idx).cpu()
+        if idx.dtype == torch.bool:  # e.g. traj.epi_col("terminated"); as int64 it would mean episodes 0/1
+            if idx.shape != (self.num_epi,):
+                raise ValueError(f"an episode mask needs shape ({self.num_epi},), got {tuple(idx.shape)}")
+            idx = torch.nonzero(idx).reshape(-1)
+        idx = idx.to(torch.int64)
         lens = self.epi_lens[idx]
         starts = self._bounds[:-1][idx]
         steps = _ranges(starts, lens).to(self.device)
