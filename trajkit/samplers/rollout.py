@@ -197,8 +197,9 @@ class Rollout:
         device = _device_of(self.pol)
         gen = self._generator(device)
         ac_shape = _policy_ac_shape(self.env.action_space)
-        while active:
-            active = self._step(active, deterministic, device, gen, ac_shape)
+        with torch.no_grad():
+            while active:
+                active = self._step(active, deterministic, device, gen, ac_shape)
         return [epi for s in slots for epi in s.epis]
 
     def _step(
@@ -209,18 +210,20 @@ class Rollout:
         gen: torch.Generator,
         ac_shape: tuple[int, ...],
     ) -> list[_Slot]:
-        """One batched policy forward and one step of every active env; returns the envs still running."""
+        """One batched policy forward and one step of every active env; returns the envs still running.
+
+        Runs under ``torch.no_grad`` (set once by :meth:`sample`, not per step).
+        """
         pol = self.pol
-        obs = np.stack([s.obs for s in active])  # a copy: some envs reuse their observation buffer
-        with torch.no_grad():
-            acs_t, params_t = pol.act(torch.as_tensor(obs, dtype=torch.float32, device=device), deterministic, gen)
-        acs = acs_t.cpu().numpy()
+        obs = np.array([s.obs for s in active])  # a copy: some envs reuse their observation buffer
+        acs_t, params_t = pol.act(torch.as_tensor(obs, dtype=torch.float32, device=device), deterministic, gen)
+        acs = _to_numpy(acs_t)
         if acs.shape[1:] != ac_shape:
             raise ValueError(
                 f"policy {type(pol).__name__} produced actions of shape {acs.shape[1:]}; "
                 f"the env's action space {self.env.action_space} needs {ac_shape}"
             )
-        params = {name: v.cpu().numpy() for name, v in params_t.items()}
+        params = {name: _to_numpy(v) for name, v in params_t.items()}
         still: list[_Slot] = []
         for j, s in enumerate(active):
             next_obs, rew, terminated, truncated, _ = self.envs[s.index].step(pol.to_env_ac(acs[j]))
@@ -234,6 +237,11 @@ class Rollout:
             s.obs = next_obs
             still.append(s)
         return still
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    """``t`` as a numpy array (no copy on the CPU; ``.cpu()`` is skipped there, it costs per step)."""
+    return t.numpy() if t.device.type == "cpu" else t.cpu().numpy()
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:
