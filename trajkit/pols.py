@@ -38,20 +38,39 @@ def flat_dim(space: gym.Space) -> int:
     return int(gym.spaces.flatdim(space))
 
 
-def box_to_env(ac: np.ndarray, space: gym.spaces.Box, rescale: bool) -> np.ndarray:
+class BoxBounds:
+    """A Box's bounds prepared once for :func:`box_to_env` (it runs at every env step)."""
+
+    def __init__(self, space: gym.spaces.Box) -> None:
+        self.space = space
+        low = space.low.astype(np.float64).reshape(-1)
+        high = space.high.astype(np.float64).reshape(-1)
+        self.finite = np.isfinite(low) & np.isfinite(high)
+        self.all_finite = bool(self.finite.all())
+        self.low, self.high = low[self.finite], high[self.finite]
+        self.half_range = 0.5 * (self.high - self.low)
+
+
+def box_to_env(
+    ac: np.ndarray, space: gym.spaces.Box, rescale: bool, bounds: BoxBounds | None = None
+) -> np.ndarray:
     """Map one policy action to a Box: affinely from ``[-1, 1]`` (``rescale``) or by clipping.
 
-    Dimensions with an infinite bound pass through unchanged.
+    Dimensions with an infinite bound pass through unchanged. ``bounds`` (for ``space``)
+    saves recomputing them.
     """
-    low = space.low.astype(np.float64).reshape(-1)
-    high = space.high.astype(np.float64).reshape(-1)
+    bb = bounds if bounds is not None else BoxBounds(space)
     ac = np.asarray(ac, dtype=np.float64).reshape(-1)
-    out = ac.copy()
-    b = np.isfinite(low) & np.isfinite(high)
+    part = ac if bb.all_finite else ac[bb.finite]
     if rescale:
-        out[b] = low[b] + (np.clip(ac[b], -1.0, 1.0) + 1.0) * 0.5 * (high[b] - low[b])
+        mapped = bb.low + (np.clip(part, -1.0, 1.0) + 1.0) * bb.half_range
     else:
-        out[b] = np.clip(ac[b], low[b], high[b])
+        mapped = np.clip(part, bb.low, bb.high)
+    if bb.all_finite:
+        out = mapped
+    else:
+        out = ac.copy()
+        out[bb.finite] = mapped
     return out.reshape(space.shape).astype(space.dtype)
 
 
@@ -94,6 +113,13 @@ class BasePol(nn.Module):
     def to_env_ac(self, ac: np.ndarray) -> Any:
         """The action the environment receives for one policy action ``ac: (*ac_shape)``."""
         return ac
+
+    def _box_bounds(self) -> BoxBounds:
+        """The Box action space's :class:`BoxBounds`, computed once per space."""
+        bb = self.__dict__.get("_cached_box_bounds")
+        if bb is None or bb.space is not self.ac_space:
+            bb = self.__dict__["_cached_box_bounds"] = BoxBounds(self.ac_space)
+        return bb
 
     @property
     def device(self) -> torch.device:
@@ -149,7 +175,7 @@ class GaussianPol(BasePol):
         return {"mean": mean, "log_std": log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)}
 
     def to_env_ac(self, ac: np.ndarray) -> np.ndarray:
-        return box_to_env(ac, self.ac_space, self.rescale)
+        return box_to_env(ac, self.ac_space, self.rescale, self._box_bounds())
 
 
 class CategoricalPol(BasePol):
@@ -234,7 +260,7 @@ class DeterministicPol(BasePol):
         return {"mean": torch.tanh(self.net(self._features(obs)))}
 
     def to_env_ac(self, ac: np.ndarray) -> np.ndarray:
-        return box_to_env(ac, self.ac_space, rescale=True)
+        return box_to_env(ac, self.ac_space, rescale=True, bounds=self._box_bounds())
 
 
 class RandomPol(BasePol):
