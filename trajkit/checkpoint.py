@@ -2,20 +2,16 @@
 
 :func:`save_checkpoint` takes a mapping of names to things and stores each by kind:
 
-======================  ===========================================================
-value                   stored as
-======================  ===========================================================
-``torch.nn.Module``     its ``state_dict()`` (parameters and buffers, so observation
-                        normalizers' running statistics are included)
-``torch.optim.Optimizer``  its ``state_dict()``
-``torch.Generator``     its ``get_state()``
-anything with           its ``state_dict()`` (an :class:`~trajkit.EpiSampler`'s env and
-``state_dict()`` and    action RNG states, a replay buffer, ...)
-``load_state_dict()``
-plain data              numbers, strings, bools, None, tensors, NumPy arrays and
-                        scalars, and dicts/lists/tuples of them (counters, configs)
-any other object        pickled with cloudpickle, only with ``allow_pickle=True``
-======================  ===========================================================
+* a ``torch.nn.Module``: its ``state_dict()`` (parameters and buffers, so observation
+  normalizers' running statistics are included);
+* a ``torch.optim.Optimizer``: its ``state_dict()``;
+* a ``torch.Generator``: its ``get_state()``;
+* anything with ``state_dict()`` and ``load_state_dict()`` (an
+  :class:`~trajkit.EpiSampler`'s env and action RNG states, a replay buffer, ...): its
+  ``state_dict()``;
+* plain data (numbers, strings, bools, None, tensors, NumPy arrays and scalars, and
+  dicts/lists/tuples of them: counters, configs): as is;
+* any other object: pickled with cloudpickle, only with ``allow_pickle=True``;
 
 plus the global RNG states (torch, NumPy's legacy global generator, Python's
 ``random``, CUDA when present).
