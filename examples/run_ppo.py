@@ -1,10 +1,11 @@
-"""PPO (clipped surrogate) with trajkit, top to bottom.
+"""PPO (clipped surrogate, or adaptive KL penalty with ``--penalty kl``) with trajkit, top to bottom.
 
     python examples/run_ppo.py                                # CartPole-v1, 100k steps
     python examples/run_ppo.py --env Pendulum-v1 --steps 200000 --max-steps-per-iter 2048 \
         --epoch 10 --batch-size 64 --gamma 0.9 --lam 0.95 --lr 1e-3
 
-Each iteration: sample episodes -> Traj -> estimators -> ppo_clip.train. Learning rate
+Each iteration: sample episodes -> Traj -> estimators -> ppo_clip.train (or
+ppo_kl.train, passing the adapted KL coefficient from one call to the next). Learning rate
 and clip range decay linearly to 0 over the run (the rl-zoo CartPole recipe). Writes a
 CSV of per-iteration returns to ``--log`` and prints a deterministic evaluation at the end.
 """
@@ -20,7 +21,7 @@ from _common import CsvLog, build_pol_vf, progress, returns_of
 
 import trajkit as tk
 from trajkit import ef
-from trajkit.algos import ppo_clip
+from trajkit.algos import ppo_clip, ppo_kl
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,7 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--gamma", type=float, default=0.98)
     p.add_argument("--lam", type=float, default=0.8)
+    p.add_argument("--penalty", choices=["clip", "kl"], default="clip", help="PPO-clip or PPO-KL")
     p.add_argument("--clip-param", type=float, default=0.2)
+    p.add_argument("--kl-targ", type=float, default=0.01, help="PPO-KL's target KL")
+    p.add_argument("--kl-beta", type=float, default=1.0, help="PPO-KL's initial coefficient")
     p.add_argument("--ent-beta", type=float, default=0.0)
     p.add_argument("--max-grad-norm", type=float, default=0.5)
     p.add_argument("--no-decay", action="store_true", help="keep lr and clip constant")
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     bar = progress(args.steps, "ppo", disable=args.no_progress)
 
     steps, it, start = 0, 0, time.time()
+    kl_beta = args.kl_beta
     with tk.EpiSampler(env, pol, num_parallel=args.num_parallel, seed=args.seed) as sampler:
         while steps < args.steps:
             frac = 1.0 - steps / args.steps if not args.no_decay else 1.0
@@ -77,11 +82,19 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             traj = ef.compute_advs(traj, args.gamma, args.lam)
             traj = ef.centerize_advs(traj)
 
-            result = ppo_clip.train(
-                traj=traj, pol=pol, vf=vf, optim_pol=optim_pol, optim_vf=optim_vf,
-                epoch=args.epoch, batch_size=args.batch_size, clip_param=args.clip_param * frac,
-                ent_beta=args.ent_beta, max_grad_norm=args.max_grad_norm, generator=gen,
-            )
+            if args.penalty == "clip":
+                result = ppo_clip.train(
+                    traj=traj, pol=pol, vf=vf, optim_pol=optim_pol, optim_vf=optim_vf,
+                    epoch=args.epoch, batch_size=args.batch_size, clip_param=args.clip_param * frac,
+                    ent_beta=args.ent_beta, max_grad_norm=args.max_grad_norm, generator=gen,
+                )
+            else:
+                result = ppo_kl.train(
+                    traj=traj, pol=pol, vf=vf, optim_pol=optim_pol, optim_vf=optim_vf,
+                    epoch=args.epoch, batch_size=args.batch_size, kl_beta=kl_beta, kl_targ=args.kl_targ,
+                    ent_beta=args.ent_beta, max_grad_norm=args.max_grad_norm, generator=gen,
+                )
+                kl_beta = result.diagnostics["kl_beta"]
 
             steps += traj.num_step
             it += 1

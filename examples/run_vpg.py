@@ -21,7 +21,7 @@ from trajkit import ef
 from trajkit.algos import vpg
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--steps", type=int, default=100_000)
@@ -37,11 +37,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--eval-epis", type=int, default=10)
     p.add_argument("--log", default="runs/vpg.csv")
-    return p.parse_args()
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def run(args: argparse.Namespace) -> dict[str, float]:
+    """Train with the options in ``args``; returns the final evaluation and timing."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     print(f"torch threads: {torch.get_num_threads()}, env: {args.env}, seed: {args.seed}")
@@ -52,7 +53,7 @@ def main() -> None:
     optim_vf = torch.optim.Adam(vf.parameters(), args.vf_lr)
     gen = torch.Generator().manual_seed(args.seed)
     log = CsvLog(args.log)
-    bar = progress(args.steps, "vpg")
+    bar = progress(args.steps, "vpg", disable=args.no_progress)
 
     steps, it, start = 0, 0, time.time()
     with tk.EpiSampler(env, pol, num_parallel=args.num_parallel, seed=args.seed) as sampler:
@@ -79,10 +80,13 @@ def main() -> None:
     bar.close()
     log.close()
 
+    train_time = time.time() - start
     eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)
-    print(f"steps {steps}, {time.time() - start:.0f}s; deterministic eval over {args.eval_epis} episodes: "
+    print(f"steps {steps}, {train_time:.0f}s; deterministic eval over {args.eval_epis} episodes: "
           f"{np.mean(eval_rets):.1f} +- {np.std(eval_rets):.1f}")
+    return {"steps": steps, "eval_mean": float(np.mean(eval_rets)), "eval_std": float(np.std(eval_rets)),
+            "train_time": train_time}
 
 
 if __name__ == "__main__":
-    main()
+    run(parse_args())

@@ -78,7 +78,7 @@ def train(
     shs = direction @ fvp(direction)
     full_step = torch.sqrt(2.0 * max_kl / shs.clamp_min(1e-12)) * direction
     old = parameters_to_vector(params).detach()
-    accepted, kl, new_loss = 0.0, 0.0, float(loss)
+    accepted, kl, new_loss = 0.0, 0.0, float(loss.detach())
     with torch.no_grad():
         for frac in (0.5**i for i in range(backtrack_steps)):
             vector_to_parameters(old + frac * full_step, params)

@@ -1,0 +1,48 @@
+"""Learning smoke tests through the example scripts (fast tier) and full runs (slow tier)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+sys.path.insert(0, EXAMPLES)
+
+import run_ppo  # noqa: E402
+import run_trpo  # noqa: E402
+import run_vpg  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_ppo_cartpole_passes_200_within_small_budget(tmp_path):
+    args = run_ppo.parse_args(["--steps", "25000", "--seed", "0", "--no-progress", "--log", str(tmp_path / "p.csv")])
+    out = run_ppo.run(args)
+    assert out["steps"] == 25000
+    assert out["eval_mean"] >= 200, out
+    assert (tmp_path / "p.csv").read_text().count("\n") > 50
+
+
+@pytest.mark.parametrize("module", [run_trpo, run_vpg])
+def test_trpo_vpg_examples_run_and_log(module, tmp_path):
+    log = tmp_path / "log.csv"
+    args = module.parse_args(["--steps", "3000", "--max-steps-per-iter", "1000", "--no-progress", "--log", str(log)])
+    out = module.run(args)
+    assert out["steps"] == 3000
+    assert len(log.read_text().splitlines()) == 4  # header + 3 iterations
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ppo_cartpole_full_bar(seed, tmp_path):
+    args = run_ppo.parse_args(["--seed", str(seed), "--no-progress", "--log", str(tmp_path / "p.csv")])
+    assert run_ppo.run(args)["eval_mean"] >= 475
