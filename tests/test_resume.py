@@ -84,13 +84,16 @@ def test_resume_with_different_settings_is_refused(tmp_path: Path) -> None:
 
 
 def test_resume_drops_log_rows_written_after_the_checkpoint(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, 600, 1)
-    spec = RunSpec(**{**spec.__dict__, "checkpoint_every": 2})
-    train(spec)
-    # pretend the run died after iteration 3 had been logged but the checkpoint was at 2
+    train(_spec(tmp_path, 400, 1))
+    # the process logged iteration 3 and died before its checkpoint was written
+    with open(tmp_path / "progress.csv", "a") as f:
+        f.write("3,600,999,-1\n")
     ck = load_checkpoint(tmp_path / "checkpoint.pt", strict=False, restore_rng=False)
-    assert ck.data["counters"]["iteration"] == 3  # a final checkpoint is always written
-    assert len(_rows(tmp_path)) == 3
+    assert ck.data["counters"]["iteration"] == 2
+    train(_spec(tmp_path, 600, 1, resume=True))
+    rows = _rows(tmp_path)
+    assert [r["iteration"] for r in rows] == ["1", "2", "3"]
+    assert rows[2]["episodes"] != "999"
 
 
 def test_load_policy_rebuilds_the_trained_policy(tmp_path: Path) -> None:
