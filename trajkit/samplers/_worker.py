@@ -5,8 +5,11 @@ never imports the user's ``__main__`` module: envs and policies defined in a scr
 or notebook arrive pickled by value with cloudpickle. It talks to the parent over the
 socket ``FD`` with ``multiprocessing.connection`` framing and plain pickle (not
 multiprocessing's pickler, which torch hooks to pass tensors through shared memory). It exits when the parent
-closes the socket, and on Linux it is also killed when the parent dies
-(``PR_SET_PDEATHSIG``), so no worker outlives its sampler.
+closes the socket, and on Linux a watcher thread also ends it the moment the
+parent's end of the socket closes (the parent process died) even in the middle of
+an episode, so no worker outlives its sampler. (Not ``PR_SET_PDEATHSIG``: that
+fires when the parent *thread* exits, killing the workers of a sampler built in a
+short-lived thread.)
 
 Messages (parent -> worker), pickled tuples:
     ("init", payload, sys_path) payload: cloudpickled dict(env, num_envs, pol, env_seeds, torch_seed,
@@ -20,24 +23,37 @@ Replies: ("ok", value) or ("error", traceback_text).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pickle
-import signal
+import select
 import sys
+import threading
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-        except OSError:
-            pass
+def _die_with_parent(fd: int) -> None:
+    """Exit at once when the parent's end of socket ``fd`` closes or the parent process is gone.
+
+    A daemon thread blocks in ``poll`` for the peer hang-up (no data is consumed, so the
+    main loop's reads are untouched); a 1 s timeout also checks for re-parenting, in case
+    a forked copy of the parent still holds the socket open.
+    """
+    if not hasattr(select, "POLLRDHUP"):  # Linux only
+        return
+    parent = os.getppid()
+    hangup = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, select.POLLRDHUP)
+        while True:
+            events = poller.poll(1000)
+            if any(ev & hangup for _, ev in events) or os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="trajkit-parent-watch", daemon=True).start()
 
 
 def _handle(state: dict[str, Any], msg: tuple) -> Any:
@@ -89,7 +105,7 @@ def serve_one(state: dict[str, Any], data: bytes) -> bytes | None:
 
 
 def main(fd: int) -> None:
-    _die_with_parent()
+    _die_with_parent(fd)
     conn = Connection(fd)
     state: dict[str, Any] = {}
     while True:
