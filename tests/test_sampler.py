@@ -221,8 +221,12 @@ def test_policy_with_wrong_action_shape_gives_a_clear_worker_error():
     assert not any(pid_alive(p) for p in pids)
 
 
-def test_sampler_built_in_a_finished_thread_keeps_its_workers():
-    """Workers must outlive the thread that started them (only the parent process's death ends them)."""
+def test_workers_outlive_their_starting_thread_and_a_killed_one_is_reported():
+    """Workers live as long as the parent process, not the thread that started them.
+
+    A worker killed from outside between two calls is then reported as a WorkerError,
+    and the other worker is stopped.
+    """
     env = SleepyEnv(length=4)
     pol = tk.RandomPol(env.observation_space, env.action_space)
     made: list[tk.EpiSampler] = []
@@ -230,10 +234,17 @@ def test_sampler_built_in_a_finished_thread_keeps_its_workers():
     thread.start()
     thread.join()
     (sampler,) = made
+    pids = sampler.worker_pids
     with sampler:
         time.sleep(0.3)
-        assert all(pid_alive(p) for p in sampler.worker_pids)
+        assert all(pid_alive(p) for p in pids)
         assert sum(len(e["rews"]) for e in sampler.sample(pol, max_steps=10)) == 10
+        os.kill(pids[1], signal.SIGKILL)
+        while pid_alive(pids[1]):
+            time.sleep(0.01)
+        with pytest.raises(tk.WorkerError, match="worker 1"):
+            sampler.sample(pol, max_steps=10)
+    assert not any(pid_alive(p) for p in pids)
 
 
 # ---------------------------------------------------------------------- waiting costs no CPU

@@ -80,11 +80,18 @@ class ProcessPool:
             for i, msg in msgs.items():
                 if id(msg) not in pickled:
                     pickled[id(msg)] = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-                self._conns[i].send_bytes(pickled[id(msg)])
+                self._send(i, pickled[id(msg)], what)
             return self._gather(list(msgs), timeout, what)
         except BaseException:
             self.abort()
             raise
+
+    def _send(self, i: int, data: bytes, what: str) -> None:
+        try:
+            self._conns[i].send_bytes(data)
+        except OSError:  # the worker is gone (killed from outside, out of memory, ...)
+            code = self._procs[i].poll()
+            raise WorkerError(f"sampler worker {i} died before {what} (exit code {code})") from None
 
     def _gather(self, workers: list[int], timeout: float | None, what: str) -> dict[int, Any]:
         results: dict[int, Any] = {}
