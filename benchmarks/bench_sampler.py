@@ -190,11 +190,33 @@ def print_table(results: list[Result]) -> None:
         base = {r.name: r.median for r in rs}
         bare, local = base["bare loop"], base["in-process"]
         print(f"\n{env_id}")
-        print(f"| {'configuration':26s} | {'steps/s (median)':>16s} | {'min-max':>15s} | {'x bare':>6s} | {'x in-process':>12s} |")
+        head = ("configuration", "steps/s (median)", "min-max", "x bare", "x in-process")
+        print(f"| {head[0]:26s} | {head[1]:>16s} | {head[2]:>15s} | {head[3]:>6s} | {head[4]:>12s} |")
         print(f"|{'-' * 28}|{'-' * 18}|{'-' * 17}|{'-' * 8}|{'-' * 14}|")
         for r in rs:
             spread = f"{min(r.rates):.0f}-{max(r.rates):.0f}"
-            print(f"| {r.name:26s} | {r.median:16.0f} | {spread:>15s} | {r.median / bare:6.2f} | {r.median / local:12.2f} |")
+            print(f"| {r.name:26s} | {r.median:16.0f} | {spread:>15s} | {r.median / bare:6.2f} "
+                  f"| {r.median / local:12.2f} |")
+        print_bar_ratios(base)
+
+
+def print_bar_ratios(base: dict[str, float]) -> None:
+    """The ratios the sampler's performance bar is stated in, where both sides were measured."""
+    names = list(base)
+    proc = next((n for n in names if n.startswith("process x")), None)
+    vec = next((n for n in names if n.startswith("vec ") and n.endswith("process")), None)
+    sb3 = next((n for n in names if n.startswith("sb3")), None)
+    pairs = [("in-process / bare loop", "in-process", "bare loop")]
+    if proc:
+        pairs.append((f"{proc} / in-process", proc, "in-process"))
+    if proc and vec:
+        pairs.append((f"{vec} / {proc}", vec, proc))
+    if proc and sb3:
+        pairs.append((f"{proc} / {sb3}", proc, sb3))
+    if vec and sb3:
+        pairs.append((f"{vec} / {sb3}", vec, sb3))
+    for label, a, b in pairs:
+        print(f"  {label:48s} {base[a] / base[b]:6.2f}")
 
 
 def write_csv(path: str, results: list[Result], load: tuple[float, float]) -> None:

@@ -93,11 +93,9 @@ def test_vectorized_workers_match_across_runs_and_state_round_trips() -> None:
     with tk.EpiSampler(env, pol, num_parallel=1, seed=5, num_envs_per_worker=3) as local:
         local.load_state_dict({**state, "num_parallel": 1, "workers": state["workers"][:1]})
         again = local.sample(pol, max_steps=51)  # worker 0's share of 101
-    n0 = 0
-    for k, e in enumerate(second):
-        n0 += len(e["rews"])
-        if n0 == 51:
-            break
+    lens = np.cumsum([len(e["rews"]) for e in second])
+    k = int(np.searchsorted(lens, 51))
+    assert lens[k] == 51
     assert _same(again, second[: k + 1])
     with pytest.raises(ValueError, match="num_envs_per_worker"):
         tk.EpiSampler(env, pol, seed=5).load_state_dict({**state, "num_parallel": 1})

@@ -135,7 +135,7 @@ class GymEnv(gym.Env):
 
     def _obs(self, obs: Any) -> np.ndarray:
         if self._flatten:
-            return gym.spaces.flatten(self.orig_observation_space, obs).astype(np.float32)
+            return np.asarray(gym.spaces.flatten(self.orig_observation_space, obs), dtype=np.float32)
         return np.asarray(obs)
 
     def unflatten_obs(self, obs: np.ndarray) -> Any:

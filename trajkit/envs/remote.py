@@ -67,10 +67,10 @@ MAX_HEADER_BYTES = 1 << 20
 DEFAULT_MAX_ARRAY_BYTES = 64 << 20
 #: array dtypes that may cross the wire (``numpy.dtype.str``)
 ALLOWED_DTYPES = frozenset(
-    np.dtype(t).newbyteorder(o).str
+    d.str
     for t in ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
               "float16", "float32", "float64")
-    for o in "<>"
+    for d in (np.dtype(t).newbyteorder("<"), np.dtype(t).newbyteorder(">"))
 )
 _LEN = struct.Struct(">I")
 
@@ -138,7 +138,10 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def recv_msg(sock: socket.socket, max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES) -> dict[str, Any]:
-    """Receive one frame; raises ``ConnectionError`` on EOF, ``socket.timeout`` on silence, ``ValueError`` if malformed."""
+    """Receive one frame.
+
+    Raises ``ConnectionError`` on EOF, ``socket.timeout`` on silence, ``ValueError`` if malformed.
+    """
     (n,) = _LEN.unpack(_recv_exact(sock, _LEN.size))
     if n > MAX_HEADER_BYTES:
         raise ValueError(f"peer announced a {n}-byte header (limit {MAX_HEADER_BYTES})")
@@ -232,7 +235,7 @@ class _EnvPool:
         if isinstance(env_or_factory, gym.Env):
             self._factory: Callable[[], gym.Env] | None = None
             self._idle = [env_or_factory]
-            self._max = 1
+            self._max: int | None = 1
         elif callable(env_or_factory):
             self._factory = env_or_factory
             self._idle = [env_or_factory()]

@@ -93,7 +93,7 @@ class AcInObEnv(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict]:
         obs, rew, terminated, truncated, info = self.env.step(action)
-        feat = gym.spaces.flatten(self.env.action_space, action).astype(np.float32).reshape(-1)
+        feat = np.asarray(gym.spaces.flatten(self.env.action_space, action), dtype=np.float32).reshape(-1)
         return self._with(obs, feat), rew, terminated, truncated, info
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, cast
 
 
 class WorkerError(RuntimeError):
@@ -102,8 +102,9 @@ class ProcessPool:
             ready = wait(list(pending), left)
             if not ready:
                 raise WorkerError(f"timed out after {timeout}s {what}; workers {sorted(pending.values())} silent")
-            for conn in ready:
-                i = pending.pop(conn)  # type: ignore[call-overload]
+            for ready_conn in ready:
+                conn = cast(Connection, ready_conn)
+                i = pending.pop(conn)
                 results[i] = self._reply(i, conn, what)
         return results
 

@@ -91,7 +91,9 @@ class RayPool:
             self.abort()
             raise
 
-    def _gather(self, pending: dict[Any, int], data: dict[int, bytes], timeout: float | None, what: str) -> dict[int, Any]:
+    def _gather(
+        self, pending: dict[Any, int], data: dict[int, bytes], timeout: float | None, what: str
+    ) -> dict[int, Any]:
         ray = self._ray
         results: dict[int, Any] = {}
         deadline = None if timeout is None else time.monotonic() + timeout

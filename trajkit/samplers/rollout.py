@@ -214,7 +214,7 @@ class Rollout:
 
         Runs under ``torch.no_grad`` (set once by :meth:`sample`, not per step).
         """
-        pol = self.pol
+        pol: Any = self.pol  # a trajkit policy: act() and to_env_ac()
         obs = np.array([s.obs for s in active])  # a copy: some envs reuse their observation buffer
         acs_t, params_t = pol.act(torch.as_tensor(obs, dtype=torch.float32, device=device), deterministic, gen)
         acs = _to_numpy(acs_t)
