@@ -51,6 +51,8 @@ class Result:
     env_id: str
     name: str
     rates: list[float]
+    #: steps per CPU-second of this process, for the configurations that run entirely in it
+    cpu_rates: list[float]
 
     @property
     def median(self) -> float:
@@ -174,10 +176,13 @@ def bench_env(env_id: str, steps: int, reps: int, workers: int, k: int, skip: se
     probe.close()
     with contextlib.ExitStack() as stack:
         runs = [(name, stack.enter_context(factory())) for name, factory in configs(env_id, pol, workers, k, skip)]
-        results = [Result(env_id, name, []) for name, _ in runs]
+        results = [Result(env_id, name, [], []) for name, _ in runs]
         for rep in range(reps):  # idle workers block on their sockets, so they cost nothing meanwhile
             for (name, run), res in zip(runs, results, strict=True):
+                cpu = time.process_time()
                 res.rates.append(steps / run(steps))
+                if name == "bare loop" or name.endswith("in-process"):
+                    res.cpu_rates.append(steps / (time.process_time() - cpu))
                 print(f"  rep {rep}  {env_id:26s} {name:26s} {res.rates[-1]:10.0f} steps/s", flush=True)
     return results
 
@@ -198,13 +203,22 @@ def print_table(results: list[Result]) -> None:
             print(f"| {r.name:26s} | {r.median:16.0f} | {spread:>15s} | {r.median / bare:6.2f} "
                   f"| {r.median / local:12.2f} |")
         print_bar_ratios(base)
+        print_cpu_ratios(rs)
+
+
+def print_cpu_ratios(rs: list[Result]) -> None:
+    """Steps per CPU-second of the configurations that run in this process (less sensitive to other jobs)."""
+    cpu = {r.name: statistics.median(r.cpu_rates) for r in rs if r.cpu_rates}
+    print("  steps per CPU-second (this process only): "
+          + ", ".join(f"{name} {v:.0f}" for name, v in cpu.items())
+          + f"; in-process / bare loop {cpu['in-process'] / cpu['bare loop']:.2f}")
 
 
 def print_bar_ratios(base: dict[str, float]) -> None:
     """The ratios the sampler's performance bar is stated in, where both sides were measured."""
     names = list(base)
     proc = next((n for n in names if n.startswith("process x")), None)
-    vec = next((n for n in names if n.startswith("vec ") and n.endswith("process")), None)
+    vec = next((n for n in names if n.startswith("vec ") and n.endswith(" process")), None)
     sb3 = next((n for n in names if n.startswith("sb3")), None)
     pairs = [("in-process / bare loop", "in-process", "bare loop")]
     if proc:
