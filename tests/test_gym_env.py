@@ -180,8 +180,8 @@ def test_legacy_env_maps_termination_and_truncation():
 
 
 def test_legacy_env_episodes_from_the_sampler():
-    env = LegacyWalk(time_limit=6)
-    pol = tk.RandomPol(tk.GymEnv(LegacyWalk()).observation_space, tk.GymEnv(LegacyWalk()).action_space)
+    env = tk.GymEnv(LegacyWalk(time_limit=6))
+    pol = tk.RandomPol(env.observation_space, env.action_space)
     with tk.EpiSampler(env, pol, num_parallel=1, seed=0) as sampler:
         epis = sampler.sample(pol, max_epis=20)
     for epi in epis:

@@ -92,6 +92,11 @@ def test_max_steps_is_exact_and_the_cut_episode_keeps_its_final_obs(shared, max_
         assert len(epi["rews"]) <= TIME_LIMIT
         assert epi["final_obs"].shape == epi["obs"].shape[1:]
         assert not np.array_equal(epi["final_obs"], epi["obs"][-1])  # the obs after the last step
+    cuts = [e for e in epis if e["sampler_cut"]]  # at most one per worker, always truncated
+    assert len(cuts) <= sampler.num_parallel
+    assert all(e["truncated"] and not e["terminated"] for e in cuts)
+    last = epis[-1]  # the budget ran out in it: cut, unless the env ended it on that very step
+    assert last["sampler_cut"] or last["terminated"] or len(last["rews"]) == TIME_LIMIT
 
 
 def test_cut_episode_is_truncated_with_the_real_final_obs():
