@@ -34,15 +34,11 @@ def test_missing_column_names_the_estimator_to_run(run, column, fix):
 
 
 def test_training_without_estimates_says_which_estimator_to_run():
-    pol = tk.GaussianPol(
-        tk.GymEnv("Pendulum-v1").observation_space,
-        tk.GymEnv("Pendulum-v1").action_space,
-        tk.nets.mlp(3, 1, hidden=(8,)),
-    )
-    vf = tk.DeterministicSVfunc(pol.ob_space, tk.nets.mlp(3, 1, hidden=(8,)))
-    traj = ef.compute_rets(
-        ef.compute_vs(tk.Traj.from_epis(make_epis([4], [True], gaussian_params=True, ac_dim=1)), vf), 0.9
-    )
+    env = tk.GymEnv("Pendulum-v1")
+    pol = tk.GaussianPol(env.observation_space, env.action_space, tk.nets.mlp(3, 1, hidden=(8,)))
+    vf = tk.DeterministicSVfunc(env.observation_space, tk.nets.mlp(3, 1, hidden=(8,)))
+    traj = tk.Traj.from_epis(make_epis([4], [True], gaussian_params=True, ac_dim=1))
+    traj = ef.compute_rets(ef.compute_vs(traj, vf), 0.9)  # no compute_advs
     with pytest.raises(tk.MissingColumnError, match=r"'advs'.*ef\.compute_advs"):
         ppo_clip.train(
             traj=traj,
