@@ -14,10 +14,13 @@ with a 64x64 MLP CategoricalPol) it measures, in one run, with the same policy:
   loop stores nothing, so it is a lower bound on SB3's ``collect_rollouts`` cost.
 
 Each configuration is set up once (workers started and warmed outside the timing),
-then timed ``--reps`` times collecting ``--steps`` steps; the table shows the median
-steps/s, the spread, and ratios to the bare loop and to the in-process sampler.
-The load average is printed before and after: on a busy machine the parallel
-figures mean little.
+then timed ``--reps`` times collecting ``--steps`` steps, repetitions interleaved across
+configurations; the table shows the median steps/s, the spread, and ratios to the bare
+loop and to the in-process sampler. It also prints steps per CPU-second with every
+process of a configuration counted (this one, sampler workers, Ray actors, SB3's env
+processes; Linux only): what a step costs, which stays meaningful on a busy machine.
+The load average is printed before and after: on a busy machine the wall-clock
+parallel figures mean little.
 
     python benchmarks/bench_sampler.py                       # both envs, all backends
     python benchmarks/bench_sampler.py --envs CartPole-v1 --reps 5 --csv bench_out/sampler.csv
@@ -47,11 +50,32 @@ Run = Callable[[int], float]
 
 
 @dataclass
+class Setup:
+    """A ready configuration: its timed run and the helper processes whose CPU time counts too."""
+
+    run: Run
+    helper_pids: list[int]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by this process and ``pids`` (Linux /proc; NaN elsewhere)."""
+    total = time.process_time()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+    return total
+
+
+@dataclass
 class Result:
     env_id: str
     name: str
     rates: list[float]
-    #: steps per CPU-second of this process, for the configurations that run entirely in it
+    #: steps per CPU-second of this process and its helper processes (workers, actors, SB3 envs)
     cpu_rates: list[float]
 
     @property
@@ -69,7 +93,7 @@ def make_pol(env: tk.GymEnv) -> torch.nn.Module:
 
 
 @contextlib.contextmanager
-def bare_loop(env_id: str, pol: torch.nn.Module) -> Iterator[Run]:
+def bare_loop(env_id: str, pol: torch.nn.Module) -> Iterator[Setup]:
     env = tk.GymEnv(env_id)
     gen = torch.Generator().manual_seed(0)
     obs, _ = env.reset(seed=0)
@@ -86,14 +110,14 @@ def bare_loop(env_id: str, pol: torch.nn.Module) -> Iterator[Run]:
         return time.perf_counter() - start
 
     try:
-        yield run
+        yield Setup(run, [])
     finally:
         env.close()
 
 
 @contextlib.contextmanager
 def sampler(env_id: str, pol: torch.nn.Module, workers: int, envs_per_worker: int = 1,
-            backend: str = "process") -> Iterator[Run]:
+            backend: str = "process") -> Iterator[Setup]:
     with tk.EpiSampler(env_id, pol, num_parallel=workers, seed=0, num_envs_per_worker=envs_per_worker,
                        backend=backend) as s:
         s.sample(pol, max_steps=200 * max(1, workers) * envs_per_worker)  # warm up
@@ -105,7 +129,7 @@ def sampler(env_id: str, pol: torch.nn.Module, workers: int, envs_per_worker: in
             assert sum(len(e["rews"]) for e in epis) == steps
             return elapsed
 
-        yield run
+        yield Setup(run, s.worker_pids)
 
 
 class _MakeEnv:
@@ -119,7 +143,7 @@ class _MakeEnv:
 
 
 @contextlib.contextmanager
-def sb3_subproc(env_id: str, pol: torch.nn.Module, workers: int) -> Iterator[Run]:
+def sb3_subproc(env_id: str, pol: torch.nn.Module, workers: int) -> Iterator[Setup]:
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
     venv = SubprocVecEnv([_MakeEnv(env_id) for _ in range(workers)])
@@ -139,7 +163,7 @@ def sb3_subproc(env_id: str, pol: torch.nn.Module, workers: int) -> Iterator[Run
 
     try:
         run(200 * workers)  # warm up
-        yield run
+        yield Setup(run, [p.pid for p in venv.processes])
     finally:
         venv.close()
 
@@ -178,11 +202,10 @@ def bench_env(env_id: str, steps: int, reps: int, workers: int, k: int, skip: se
         runs = [(name, stack.enter_context(factory())) for name, factory in configs(env_id, pol, workers, k, skip)]
         results = [Result(env_id, name, [], []) for name, _ in runs]
         for rep in range(reps):  # idle workers block on their sockets, so they cost nothing meanwhile
-            for (name, run), res in zip(runs, results, strict=True):
-                cpu = time.process_time()
-                res.rates.append(steps / run(steps))
-                if name == "bare loop" or name.endswith("in-process"):
-                    res.cpu_rates.append(steps / (time.process_time() - cpu))
+            for (name, setup), res in zip(runs, results, strict=True):
+                cpu = cpu_seconds(setup.helper_pids)
+                res.rates.append(steps / setup.run(steps))
+                res.cpu_rates.append(steps / (cpu_seconds(setup.helper_pids) - cpu))
                 print(f"  rep {rep}  {env_id:26s} {name:26s} {res.rates[-1]:10.0f} steps/s", flush=True)
     return results
 
@@ -207,11 +230,13 @@ def print_table(results: list[Result]) -> None:
 
 
 def print_cpu_ratios(rs: list[Result]) -> None:
-    """Steps per CPU-second of the configurations that run in this process (less sensitive to other jobs)."""
-    cpu = {r.name: statistics.median(r.cpu_rates) for r in rs if r.cpu_rates}
-    print("  steps per CPU-second (this process only): "
-          + ", ".join(f"{name} {v:.0f}" for name, v in cpu.items())
-          + f"; in-process / bare loop {cpu['in-process'] / cpu['bare loop']:.2f}")
+    """Steps per CPU-second, all processes of a configuration counted: robust to other jobs on the machine.
+
+    Wall-clock parallel speed-ups need idle cores; this shows the work each step costs.
+    """
+    print("  steps per CPU-second (this process + its workers/actors/env processes):")
+    for r in rs:
+        print(f"    {r.name:26s} {statistics.median(r.cpu_rates):10.0f}")
 
 
 def print_bar_ratios(base: dict[str, float]) -> None:
@@ -237,10 +262,11 @@ def write_csv(path: str, results: list[Result], load: tuple[float, float]) -> No
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["env", "configuration", "median_steps_per_s", "min", "max", "reps", "load_before", "load_after"])
+        w.writerow(["env", "configuration", "median_steps_per_s", "min", "max", "reps",
+                    "median_steps_per_cpu_s", "load_before", "load_after"])
         for r in results:
             w.writerow([r.env_id, r.name, f"{r.median:.1f}", f"{min(r.rates):.1f}", f"{max(r.rates):.1f}",
-                        len(r.rates), f"{load[0]:.2f}", f"{load[1]:.2f}"])
+                        len(r.rates), f"{statistics.median(r.cpu_rates):.1f}", f"{load[0]:.2f}", f"{load[1]:.2f}"])
 
 
 def main() -> None:

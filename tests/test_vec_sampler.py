@@ -120,3 +120,12 @@ def test_ray_backend_without_ray_says_how_to_install(monkeypatch: pytest.MonkeyP
     pol = _pol(tk.GymEnv("CartPole-v1"))
     with pytest.raises(ImportError, match=r"pip install 'trajkit\[ray\]'"):
         tk.EpiSampler("CartPole-v1", pol, num_parallel=2, backend="ray")
+
+
+def test_one_env_in_process_is_the_callers_object() -> None:
+    env = tk.GymEnv("CartPole-v1")
+    pol = _pol(env)
+    with tk.EpiSampler(env, pol, seed=0) as s:
+        assert s._local.env is env  # noqa: SLF001
+        s.sample(pol, max_steps=5)
+    env.step(0)  # the sampler did not close an env it does not own

@@ -136,7 +136,9 @@ class EpiSampler:
         seeds = _seeds(seed, self.num_parallel, num_envs_per_worker)
         self._owns_env = not isinstance(env, GymEnv | gym.Env) or num_envs_per_worker > 1
         if num_parallel <= 1:
-            envs = build_envs(_shippable_env(env, num_envs_per_worker), num_envs_per_worker)
+            # one env: the caller's object itself; several: copies (the caller's object is not used)
+            spec = env if num_envs_per_worker == 1 else _shippable_env(env, num_envs_per_worker)
+            envs = build_envs(spec, num_envs_per_worker)
             self._local: Rollout | None = Rollout(envs, pol, *seeds[0])
             return
         self._local = None
