@@ -162,3 +162,29 @@ def test_state_dict_is_plain_numpy_data() -> None:
     state = env.state_dict()
     assert set(state) == {"mean", "var", "count", "update"}
     assert isinstance(state["mean"], np.ndarray) and not isinstance(state["mean"], torch.Tensor)
+
+
+def test_unpicklable_wrapped_bullet_env_is_remade_from_its_spec() -> None:
+    """Bullet envs do not pickle; a sampler re-makes them, wrappers included, from the gymnasium spec."""
+    pytest.importorskip("pybullet_envs_gymnasium")
+    from trajkit.envs.gym_env import make_env
+
+    env = tk.GymEnv(SkillEnv(AcInObEnv(make_env("InvertedPendulumBulletEnv-v0")), num_skills=3))
+    pol = tk.GaussianPol(env.observation_space, env.action_space, tk.nets.mlp(9, 1))
+    with tk.EpiSampler(env, pol, seed=0, num_envs_per_worker=2) as sampler:
+        copies = sampler._local.envs  # noqa: SLF001
+        assert all(c is not env for c in copies)
+        epis = sampler.sample(pol, max_steps=20)
+    assert all(e["obs"].shape[1] == 9 for e in epis) and sum(len(e["rews"]) for e in epis) == 20
+
+
+def test_env_that_neither_pickles_nor_has_a_spec_gets_a_clear_error() -> None:
+    class Unpicklable(gym.Wrapper):
+        def __reduce__(self) -> object:
+            raise TypeError("no pickling")
+
+    raw = gym.make("CartPole-v1")
+    env = tk.GymEnv(Unpicklable(raw))
+    pol = tk.CategoricalPol(env.observation_space, env.action_space, tk.nets.mlp(4, 2))
+    with pytest.raises(TypeError, match="pass an env id or a zero-argument factory"):
+        tk.EpiSampler(env, pol, num_envs_per_worker=2)

@@ -18,6 +18,15 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     Bullet ids (``HalfCheetahBulletEnv-v0``, ...) need the ``bullet`` extra; without it the
     error says how to install it.
     """
+    import_registering_module(env_id)
+    return gym.make(env_id, **kwargs)
+
+
+def import_registering_module(env_id: str) -> None:
+    """Import the package that registers ``env_id`` (Bullet ids: ``pybullet_envs_gymnasium``), if any.
+
+    Raises an ImportError naming the extra to install when it is missing.
+    """
     for marker, (module, extra) in _REGISTERING_MODULES.items():
         if marker in env_id:
             try:
@@ -26,7 +35,6 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
                 raise ImportError(
                     f"{env_id} needs the {module} package: pip install 'trajkit[{extra}]'"
                 ) from e
-    return gym.make(env_id, **kwargs)
 
 
 def to_gymnasium_space(space: Any) -> gym.Space:

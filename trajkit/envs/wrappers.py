@@ -13,7 +13,9 @@ gymnasium's ``NormalizeObservation``/``NormalizeReward`` with saveable state. Th
 other three are written here: gymnasium has no previous-action, previous-reward or
 skill wrappers.
 
-All wrappers apply to any gymnasium env (a :class:`trajkit.GymEnv` included), so
+All wrappers record their constructor arguments (``gymnasium.utils.RecordConstructorArgs``),
+so ``gymnasium.make(env.spec)`` re-makes a wrapped registered env (samplers use this
+for envs that do not pickle, such as Bullet's). They apply to any gymnasium env (a :class:`trajkit.GymEnv` included), so
 ``tk.GymEnv(AcInObEnv(gym.make("Pendulum-v1")))`` or a factory
 ``lambda: AcInObEnv(tk.GymEnv("Pendulum-v1"))`` can be handed to a sampler.
 
@@ -42,6 +44,7 @@ class C2DEnv(DiscretizeAction):
 
     def __init__(self, env: gym.Env, n_bins: int | tuple[int, ...] = 11) -> None:
         super().__init__(env, bins=n_bins, multidiscrete=True)
+        gym.utils.RecordConstructorArgs.__init__(self, n_bins=n_bins)  # so gymnasium.make(spec) can re-make it
 
 
 def _flat_box(space: gym.Space, what: str) -> gym.spaces.Box:
@@ -69,7 +72,7 @@ def _ac_features(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
     raise TypeError(f"AcInObEnv supports Box, Discrete, MultiDiscrete and MultiBinary actions, got {space}")
 
 
-class AcInObEnv(gym.Wrapper):
+class AcInObEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Appends the previous action to the observation: ``obs' = [obs, enc(prev_ac)]``.
 
     Box actions are appended as they are (flattened; the action actually sent, as
@@ -78,6 +81,7 @@ class AcInObEnv(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         base = _flat_box(env.observation_space, "AcInObEnv")
         low, high = _ac_features(env.action_space)
@@ -97,10 +101,11 @@ class AcInObEnv(gym.Wrapper):
         return self._with(obs, feat), rew, terminated, truncated, info
 
 
-class RewInObEnv(gym.Wrapper):
+class RewInObEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Appends the previous reward to the observation: ``obs' = [obs, prev_rew]`` (0 after a reset)."""
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         base = _flat_box(env.observation_space, "RewInObEnv")
         self.observation_space = _append_box(base, np.array([-np.inf]), np.array([np.inf]))
@@ -114,7 +119,7 @@ class RewInObEnv(gym.Wrapper):
         return np.append(np.asarray(obs, dtype=np.float32), np.float32(rew)), rew, terminated, truncated, info
 
 
-class SkillEnv(gym.Wrapper):
+class SkillEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Appends a skill index as one-hot to the observation: ``obs' = [obs, one_hot(skill)]`` (DIAYN).
 
     Each reset draws the episode's skill uniformly from ``num_skills`` with the env's
@@ -125,6 +130,7 @@ class SkillEnv(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, num_skills: int) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, num_skills=num_skills)
         super().__init__(env)
         if num_skills < 1:
             raise ValueError(f"num_skills must be >= 1, got {num_skills}")

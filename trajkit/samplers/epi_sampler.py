@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from trajkit.envs.gym_env import GymEnv
+from trajkit.envs.gym_env import GymEnv, import_registering_module
 from trajkit.samplers.process_backend import ProcessPool, WorkerError
 from trajkit.samplers.rollout import Epi, Rollout, build_envs, split_budget
 
@@ -31,20 +31,30 @@ def _seeds(seed: int, n: int, num_envs: int = 1) -> list[tuple[list[int], int]]:
     return out
 
 
-def _shippable_env(env: Any, num_envs: int) -> Any:
-    """Something a worker (or a vectorized rollout) can build its env copies from.
+def _shippable_env(env: Any) -> Any:
+    """A picklable recipe from which a worker (or a vectorized rollout) builds its env copies.
 
-    A GymEnv made from an id is re-made from that id and its kwargs; with several envs
-    per worker an env object is cloudpickled once and unpickled per copy; anything else
-    (an id, a factory, one env object) is shipped as it is.
+    A GymEnv made from an id is re-made from that id and its kwargs. Any other env object
+    is cloudpickled (an exact copy, wrappers included) and unpickled once per copy; if it
+    does not pickle (Bullet envs hold a physics connection) but ``gymnasium.make`` can
+    rebuild it from its spec, wrappers included, it is re-made from the spec. Ids and
+    factories are shipped as they are.
     """
     make_args = getattr(env, "make_args", None)
     if isinstance(env, GymEnv) and make_args is not None:
         return _SpecFactory(make_args[0], dict(make_args[1]))
-    is_env = isinstance(env, gym.Env) or (hasattr(env, "step") and hasattr(env, "reset"))
-    if num_envs > 1 and is_env:
+    if not (isinstance(env, gym.Env) or (hasattr(env, "step") and hasattr(env, "reset"))):
+        return env
+    try:
         return _PickledEnvFactory(cloudpickle.dumps(env))
-    return env
+    except Exception as e:
+        spec = getattr(env, "spec", None)
+        if spec is None or not spec.id or any(w.kwargs is None for w in spec.additional_wrappers):
+            raise TypeError(
+                f"cannot ship {env!r} to sampler workers: it does not pickle ({type(e).__name__}: {e}) and "
+                "gymnasium cannot re-make it from its spec; pass an env id or a zero-argument factory"
+            ) from e
+        return _GymSpecFactory(spec)
 
 
 class _SpecFactory:
@@ -55,6 +65,17 @@ class _SpecFactory:
 
     def __call__(self) -> GymEnv:
         return GymEnv(self.env_id, **self.kwargs)
+
+
+class _GymSpecFactory:
+    """Re-makes an env with ``gymnasium.make(spec)`` (registered id, kwargs and recorded wrappers)."""
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+    def __call__(self) -> GymEnv:
+        import_registering_module(self.spec.id)
+        return GymEnv(gym.make(self.spec))
 
 
 class _PickledEnvFactory:
@@ -137,7 +158,7 @@ class EpiSampler:
         self._owns_env = not isinstance(env, GymEnv | gym.Env) or num_envs_per_worker > 1
         if num_parallel <= 1:
             # one env: the caller's object itself; several: copies (the caller's object is not used)
-            spec = env if num_envs_per_worker == 1 else _shippable_env(env, num_envs_per_worker)
+            spec = env if num_envs_per_worker == 1 else _shippable_env(env)
             envs = build_envs(spec, num_envs_per_worker)
             self._local: Rollout | None = Rollout(envs, pol, *seeds[0])
             return
@@ -166,7 +187,7 @@ class EpiSampler:
         else:
             self._pool = ProcessPool(len(seeds))
         pol_cpu = copy.deepcopy(pol).cpu()
-        shipped = _shippable_env(env, self.num_envs_per_worker)
+        shipped = _shippable_env(env)
         msgs = {}
         for i, (env_seeds, torch_seed) in enumerate(seeds):
             payload = cloudpickle.dumps(
