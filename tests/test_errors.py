@@ -121,3 +121,18 @@ def test_policy_for_the_wrong_action_space():
     env = tk.GymEnv("CartPole-v1")
     with pytest.raises(TypeError, match="Box action space"):
         tk.GaussianPol(env.observation_space, env.action_space, tk.nets.mlp(4, 2, hidden=(8,)))
+
+
+def test_an_episode_must_end_exactly_one_way():
+    data = {"obs": torch.zeros(3, 2), "acs": torch.zeros(3, 1), "rews": torch.zeros(3)}
+    bounds = torch.tensor([0, 1, 3])
+    with pytest.raises(ValueError, match="episode 1 must be either terminated or truncated"):
+        tk.Traj(data, {"terminated": torch.tensor([True, False]), "truncated": torch.tensor([False, False])}, bounds)
+    with pytest.raises(ValueError, match="episode 0 must be either terminated or truncated"):
+        tk.Traj(data, {"terminated": torch.tensor([True, False]), "truncated": torch.tensor([True, True])}, bounds)
+
+
+def test_zero_length_episodes_are_rejected():
+    data = {"obs": torch.zeros(3, 2), "acs": torch.zeros(3, 1), "rews": torch.zeros(3)}
+    with pytest.raises(ValueError, match="episode 1 has no steps"):
+        tk.Traj(data, {}, torch.tensor([0, 2, 2, 3]))

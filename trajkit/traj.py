@@ -101,8 +101,9 @@ class Traj:
         bounds = torch.as_tensor(bounds, dtype=torch.int64).cpu()
         if bounds.ndim != 1 or len(bounds) < 1 or int(bounds[0]) != 0:
             raise ValueError("bounds must be a 1-D offsets tensor starting at 0")
-        if len(bounds) > 1 and bool((bounds[1:] < bounds[:-1]).any()):
-            raise ValueError("bounds must be non-decreasing")
+        if len(bounds) > 1 and bool((bounds[1:] <= bounds[:-1]).any()):
+            e = int(torch.nonzero(bounds[1:] <= bounds[:-1])[0])
+            raise ValueError(f"bounds must be strictly increasing: episode {e} has no steps")
         n, e = int(bounds[-1]), len(bounds) - 1
         for k, v in data.items():
             if v.shape[0] != n:
@@ -110,6 +111,14 @@ class Traj:
         for k, v in epi.items():
             if v.shape[0] != e:
                 raise ValueError(f"episode column {k!r} has {v.shape[0]} rows, expected E={e}")
+        if "terminated" in epi and "truncated" in epi and epi["terminated"].device.type != "meta":
+            ended = epi["terminated"].bool() ^ epi["truncated"].bool()
+            if not bool(ended.all()):
+                i = int(torch.nonzero(~ended)[0])
+                raise ValueError(
+                    f"episode {i} must be either terminated or truncated (exactly one), "
+                    f"got terminated={bool(epi['terminated'][i])}, truncated={bool(epi['truncated'][i])}"
+                )
         self._data = dict(data)
         self._epi = dict(epi)
         self._bounds = bounds
