@@ -87,3 +87,19 @@ def returns_of(epis: Sequence[dict[str, Any]]) -> np.ndarray:
     """Undiscounted return of each *complete* episode (cut-off episodes excluded), or all if none is complete."""
     done = [e for e in epis if not e.get("sampler_cut", False)]
     return np.array([float(np.sum(e["rews"])) for e in (done or epis)])
+
+
+class UniformPol(tk.RandomPol):
+    """Uniform random actions in a learner's own ``[-1, 1]`` Box space, sent to the env as the learner sends its own.
+
+    For the random warm-up of off-policy learners: the replay buffer then holds every
+    action in the space the learner's Q-functions and log-likelihoods use.
+    """
+
+    def __init__(self, pol: torch.nn.Module) -> None:
+        shape = pol.ac_space.shape
+        super().__init__(pol.ob_space, gym.spaces.Box(-1.0, 1.0, shape, dtype=np.float32))
+        self._to_env = pol.to_env_ac
+
+    def to_env_ac(self, ac: np.ndarray) -> Any:
+        return self._to_env(ac)

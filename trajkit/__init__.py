@@ -6,23 +6,36 @@ functions in :mod:`trajkit.ef` transform a Traj into a new one, and each algorit
 """
 
 from trajkit import ef, lf, nets, pds
+from trajkit.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from trajkit.envs import GymEnv
 from trajkit.evaluation import evaluate
+from trajkit.noise import DeterministicActionNoisePol, GaussianActionNoise, OUActionNoise
 from trajkit.normalizers import ObsNormalizer, RunningNormalizer
 from trajkit.pols import (
+    ArgmaxQfPol,
     CategoricalPol,
     DeterministicPol,
     GaussianPol,
     MultiCategoricalPol,
     RandomPol,
+    SquashedGaussianPol,
 )
 from trajkit.samplers import EpiSampler, WorkerError
 from trajkit.traj import MissingColumnError, Traj, concat
-from trajkit.vfuncs import DeterministicSAVfunc, DeterministicSVfunc
+from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgmaxQfPol",
+    "CEMDeterministicSAVfunc",
+    "DeterministicActionNoisePol",
+    "DiscreteQfunc",
+    "GaussianActionNoise",
+    "OUActionNoise",
+    "PrioritizedReplayBuffer",
+    "ReplayBuffer",
+    "SquashedGaussianPol",
     "CategoricalPol",
     "DeterministicPol",
     "DeterministicSAVfunc",

@@ -90,3 +90,214 @@ def monte_carlo(vf: torch.nn.Module, batch: Batch, clip_param: float | None = No
         err = torch.max(err, (clipped - batch["rets"]).pow(2))
     loss = 0.5 * err.mean()
     return loss, {}
+
+
+# ---------------------------------------------------------------------------- off-policy
+# Off-policy losses read transitions: ``obs``, ``acs``, ``rews``, ``next_obs``,
+# ``terminals`` (from ``ef.add_next_obs``), or with ``nstep=True`` the n-step columns
+# ``nstep_rets``, ``nstep_next_obs``, ``nstep_discounts`` (from ``ef.compute_nstep_rets``).
+# When the batch has ``weights`` (a prioritized buffer's importance weights), each
+# sample's squared TD error is weighted by it. Actions are in the policy's own space.
+
+
+def _transition(batch: Batch, gamma: float, nstep: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(rews: (B,), next_obs: (B, ...), discounts: (B,))`` so that ``y = rews + discounts * V(next_obs)``."""
+    if nstep:
+        return batch["nstep_rets"], batch["nstep_next_obs"], batch["nstep_discounts"]
+    return batch["rews"], batch["next_obs"], gamma * (1.0 - batch["terminals"])
+
+
+def _weighted_sq(td: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """``0.5 * mean(w * td**2)`` with ``w = batch["weights"]`` if present, else 1."""
+    sq = td.pow(2)
+    if "weights" in batch:
+        sq = sq * batch["weights"]
+    return 0.5 * sq.mean()
+
+
+class _frozen:
+    """Context manager: modules' parameters do not require grad inside (so a loss term
+    built inside sends no gradient to them), restored on exit."""
+
+    def __init__(self, *modules: torch.nn.Module) -> None:
+        self.params = [p for m in modules for p in m.parameters() if p.requires_grad]
+
+    def __enter__(self) -> None:
+        for p in self.params:
+            p.requires_grad_(False)
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
+
+
+def _mode(pol: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    return pol.pd.mode(pol(obs))
+
+
+def bellman(
+    qf: torch.nn.Module,
+    targ_qf: torch.nn.Module,
+    targ_pol: torch.nn.Module,
+    batch: Batch,
+    gamma: float,
+    nstep: bool = False,
+) -> tuple[torch.Tensor, Info]:
+    """DDPG's critic loss ``0.5 * mean(w * (Q(s, a) - y)**2)``, ``y = r + gamma (1 - d) Q'(s', mu'(s'))``.
+
+    ``mu'`` is the mode of ``targ_pol``'s distribution. ``info["td_errors"]`` is the
+    ``(B,)`` detached ``y - Q(s, a)`` (for priorities); ``info["q_mean"]`` the mean Q.
+    """
+    rews, next_obs, disc = _transition(batch, gamma, nstep)
+    with torch.no_grad():
+        y = rews + disc * targ_qf(next_obs, _mode(targ_pol, next_obs))
+    q = qf(batch["obs"], batch["acs"])
+    td = y - q
+    return _weighted_sq(td, batch), {"q_mean": q.detach().mean(), "td_errors": td.detach()}
+
+
+def target_smoothing(
+    targ_pol: torch.nn.Module,
+    obs: torch.Tensor,
+    noise_std: float,
+    noise_clip: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """TD3's smoothed target action ``clip(mu'(s) + clip(eps, -c, c), -1, 1)``: ``(B, A)``.
+
+    ``eps ~ N(0, noise_std**2)``, drawn from ``generator``.
+    """
+    with torch.no_grad():
+        acs = _mode(targ_pol, obs)
+        noise = torch.randn(acs.shape, generator=generator, device=acs.device, dtype=acs.dtype)
+        return (acs + (noise * noise_std).clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
+
+
+def clipped_double_bellman(
+    qf1: torch.nn.Module,
+    qf2: torch.nn.Module,
+    targ_qf1: torch.nn.Module,
+    targ_qf2: torch.nn.Module,
+    next_acs: torch.Tensor,
+    batch: Batch,
+    gamma: float,
+    nstep: bool = False,
+) -> tuple[torch.Tensor, Info]:
+    """Twin critics' loss ``sum_i 0.5 * mean(w * (Q_i(s, a) - y)**2)``.
+
+    ``y = r + gamma (1 - d) min(Q1'(s', a'), Q2'(s', a'))`` with ``next_acs = a': (B, A)``
+    chosen by the caller (TD3: :func:`target_smoothing`; QT-Opt: the CEM maximizer).
+    ``info``: ``q1_mean``, ``q2_mean``, ``td_errors: (B,)`` of ``Q1``.
+    """
+    rews, next_obs, disc = _transition(batch, gamma, nstep)
+    with torch.no_grad():
+        y = rews + disc * torch.min(targ_qf1(next_obs, next_acs), targ_qf2(next_obs, next_acs))
+    q1, q2 = qf1(batch["obs"], batch["acs"]), qf2(batch["obs"], batch["acs"])
+    td1 = y - q1
+    loss = _weighted_sq(td1, batch) + _weighted_sq(y - q2, batch)
+    return loss, {"q1_mean": q1.detach().mean(), "q2_mean": q2.detach().mean(), "td_errors": td1.detach()}
+
+
+def ag(pol: torch.nn.Module, qf: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, Info]:
+    """Deterministic policy gradient loss ``-mean_B Q(s, mu(s))`` over the whole batch.
+
+    ``qf``'s parameters are frozen while the term is built, so the loss's gradient
+    reaches only the policy (it can be summed with a critic loss and backpropagated once).
+    """
+    acs = _mode(pol, batch["obs"])
+    with _frozen(qf):
+        q = qf(batch["obs"], acs)
+    return -q.mean(), {}
+
+
+def sac(
+    pol: torch.nn.Module,
+    qf1: torch.nn.Module,
+    qf2: torch.nn.Module,
+    targ_qf1: torch.nn.Module,
+    targ_qf2: torch.nn.Module,
+    log_alpha: torch.Tensor,
+    batch: Batch,
+    gamma: float,
+    target_ent: float,
+    generator: torch.Generator | None = None,
+    nstep: bool = False,
+) -> tuple[torch.Tensor, Info]:
+    """Soft actor-critic, all three terms in one scalar whose gradient is each part's own.
+
+    With ``alpha = exp(log_alpha)`` (detached in the first two terms), ``a~ ~ pi(.|s)``
+    and ``a~' ~ pi(.|s')`` reparameterized tanh-squashed Gaussian samples and their
+    log-likelihoods (with the tanh log-det correction, ``pol.pd.rsample_with_llh``):
+
+    * critics: ``sum_i 0.5 * mean(w * (Q_i(s, a) - y)**2)``,
+      ``y = r + gamma (1 - d) (min_i Q_i'(s', a~') - alpha log pi(a~'|s'))``;
+    * policy: ``mean(alpha log pi(a~|s) - min_i Q_i(s, a~))``, with the critics' parameters
+      frozen so no gradient reaches them;
+    * temperature: ``-mean(log_alpha * (log pi(a~|s) + target_ent))`` (detached log pi).
+
+    The sum is minimized with one backward pass and one step of each optimizer. Shapes:
+    ``log_alpha: ()``; batch columns ``(B, ...)``. ``info``: ``q1_mean``, ``q2_mean``,
+    ``pol_loss``, ``qf_loss``, ``alpha_loss``, ``alpha``, ``ent`` (``-mean log pi``),
+    ``td_errors: (B,)``.
+    """
+    rews, next_obs, disc = _transition(batch, gamma, nstep)
+    obs = batch["obs"]
+    pi_acs, llh = pol.pd.rsample_with_llh(pol(obs), generator)
+    alpha = log_alpha.detach().exp()
+    with torch.no_grad():
+        next_acs, next_llh = pol.pd.rsample_with_llh(pol(next_obs), generator)
+        next_q = torch.min(targ_qf1(next_obs, next_acs), targ_qf2(next_obs, next_acs))
+        y = rews + disc * (next_q - alpha * next_llh)
+    q1, q2 = qf1(obs, batch["acs"]), qf2(obs, batch["acs"])
+    td1 = y - q1
+    qf_loss = _weighted_sq(td1, batch) + _weighted_sq(y - q2, batch)
+    with _frozen(qf1, qf2):
+        q_pi = torch.min(qf1(obs, pi_acs), qf2(obs, pi_acs))
+    pol_loss = (alpha * llh - q_pi).mean()
+    alpha_loss = -(log_alpha * (llh.detach() + target_ent)).mean()
+    info = {
+        "q1_mean": q1.detach().mean(),
+        "q2_mean": q2.detach().mean(),
+        "pol_loss": pol_loss.detach(),
+        "qf_loss": qf_loss.detach(),
+        "alpha_loss": alpha_loss.detach(),
+        "alpha": alpha,
+        "ent": -llh.detach().mean(),
+        "td_errors": td1.detach(),
+    }
+    return qf_loss + pol_loss + alpha_loss, info
+
+
+def dqn(
+    qf: torch.nn.Module,
+    targ_qf: torch.nn.Module,
+    batch: Batch,
+    gamma: float,
+    double: bool = True,
+    huber: bool = True,
+    nstep: bool = False,
+) -> tuple[torch.Tensor, Info]:
+    """(Double) DQN loss over a discrete Q-function ``qf: (B, *obs_shape) -> (B, n)``.
+
+    ``y = r + gamma (1 - d) Q'(s', argmax_a Q(s', a))`` with ``double`` (van Hasselt et
+    al., 2016), else ``max_a Q'(s', a)``. The loss is the mean (importance-weighted)
+    Huber loss of ``Q(s, a) - y`` with ``huber``, else ``0.5 * mean(w * td**2)``.
+    ``info``: ``q_mean``, ``td_errors: (B,)``.
+    """
+    rews, next_obs, disc = _transition(batch, gamma, nstep)
+    with torch.no_grad():
+        next_targ = targ_qf(next_obs)
+        if double:
+            next_acs = qf(next_obs).argmax(-1, keepdim=True)
+            next_q = next_targ.gather(-1, next_acs).squeeze(-1)
+        else:
+            next_q = next_targ.max(-1).values
+        y = rews + disc * next_q
+    q = qf(batch["obs"]).gather(-1, batch["acs"].long().reshape(-1, 1)).squeeze(-1)
+    td = y - q
+    if huber:
+        per = torch.nn.functional.smooth_l1_loss(q, y, reduction="none")
+        loss = (per * batch["weights"]).mean() if "weights" in batch else per.mean()
+    else:
+        loss = _weighted_sq(td, batch)
+    return loss, {"q_mean": q.detach().mean(), "td_errors": td.detach()}

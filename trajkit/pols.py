@@ -30,6 +30,7 @@ from trajkit.pds import (
     MultiCategoricalPd,
     Params,
     Pd,
+    SquashedGaussianPd,
 )
 
 
@@ -302,3 +303,72 @@ class RandomPol(BasePol):
         if isinstance(sp, gym.spaces.MultiDiscrete):
             return np.asarray(ac, dtype=np.int64) + sp.start
         return np.asarray(ac, dtype=sp.dtype)
+
+
+class SquashedGaussianPol(GaussianPol):
+    """Tanh-squashed diagonal Gaussian policy for SAC: acts in ``(-1, 1)``.
+
+    ``net`` maps ``(B, obs_dim)`` to ``(B, 2A)`` (state-dependent mean and log-std, as
+    SAC uses) or ``(B, A)`` (then ``log_std`` is a learned parameter). The distribution
+    is :class:`~trajkit.pds.SquashedGaussianPd` (``rsample_with_llh`` gives
+    reparameterized samples with the tanh log-det correction); :meth:`to_env_ac`
+    rescales ``[-1, 1]`` affinely onto the Box bounds.
+    """
+
+    def __init__(
+        self,
+        ob_space: gym.Space,
+        ac_space: gym.spaces.Box,
+        net: nn.Module,
+        *,
+        log_std_init: float = 0.0,
+        obs_normalizer: nn.Module | None = None,
+    ) -> None:
+        super().__init__(
+            ob_space, ac_space, net, log_std_init=log_std_init, rescale=True, obs_normalizer=obs_normalizer
+        )
+        self.pd = SquashedGaussianPd()
+
+
+class ArgmaxQfPol(BasePol):
+    """Epsilon-greedy policy over a Q-function's maximizer (DQN, QT-Opt).
+
+    ``qf`` must have ``max(obs, generator) -> (q: (B,), acs: (B, *ac_shape))``: a
+    :class:`~trajkit.vfuncs.DiscreteQfunc` (exact argmax) or a
+    :class:`~trajkit.vfuncs.CEMDeterministicSAVfunc` (cross-entropy-method search over
+    ``[-1, 1]`` actions). With probability ``epsilon`` (a plain attribute: set it
+    between sampling calls for a schedule) a row's action is uniformly random instead;
+    ``deterministic=True`` is always greedy. The stored parameters are
+    ``{"mean": greedy action}`` (float), a point mass, never a torch distribution.
+    """
+
+    def __init__(self, ob_space: gym.Space, ac_space: gym.Space, qf: nn.Module, *, epsilon: float = 0.1) -> None:
+        super().__init__(ob_space, ac_space)
+        if not isinstance(ac_space, gym.spaces.Discrete | gym.spaces.Box):
+            raise TypeError(f"ArgmaxQfPol needs a Discrete or Box action space, got {ac_space}")
+        self.qf = qf
+        self.epsilon = float(epsilon)
+        self.pd = DeterministicPd()
+
+    def forward(self, obs: torch.Tensor) -> Params:
+        return {"mean": self.qf.max(obs)[1].float()}
+
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, Params]:
+        greedy = self.qf.max(obs, generator)[1]
+        if deterministic or self.epsilon <= 0.0:
+            return greedy, {"mean": greedy.float()}
+        b, dev = greedy.shape[0], greedy.device
+        explore = torch.rand(b, generator=generator, device=dev) < self.epsilon
+        if isinstance(self.ac_space, gym.spaces.Discrete):
+            rand = torch.randint(int(self.ac_space.n), (b,), generator=generator, device=dev)
+        else:
+            rand = torch.rand(greedy.shape, generator=generator, device=dev) * 2.0 - 1.0
+        explore = explore.reshape(b, *([1] * (greedy.ndim - 1)))
+        return torch.where(explore, rand.to(greedy.dtype), greedy), {"mean": greedy.float()}
+
+    def to_env_ac(self, ac: np.ndarray) -> Any:
+        if isinstance(self.ac_space, gym.spaces.Discrete):
+            return int(ac) + int(self.ac_space.start)
+        return box_to_env(ac, self.ac_space, rescale=True)

@@ -54,3 +54,89 @@ class DeterministicSAVfunc(nn.Module):
             obs = self.obs_normalizer(obs)
         x = torch.cat([obs.reshape(obs.shape[0], -1), acs.float().reshape(acs.shape[0], -1)], -1)
         return self.net(x).squeeze(-1)
+
+
+class DiscreteQfunc(nn.Module):
+    """Q-values of every action of a Discrete space: ``(B, *obs_shape) -> (B, n)``.
+
+    ``net`` maps ``(B, obs_dim)`` to ``(B, n)`` (for example ``nets.dueling_mlp``).
+    :meth:`max` gives the greedy value and action, for ``ArgmaxQfPol`` and DQN targets.
+    """
+
+    def __init__(
+        self,
+        ob_space: gym.Space,
+        ac_space: gym.spaces.Discrete,
+        net: nn.Module,
+        *,
+        obs_normalizer: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        out = _out_dim(net, flat_dim(ob_space))
+        if not isinstance(ac_space, gym.spaces.Discrete) or out != int(ac_space.n):
+            raise ValueError(f"a discrete Q net must output one value per action ({ac_space}); this one outputs {out}")
+        self.ob_space, self.ac_space = ob_space, ac_space
+        self.net, self.obs_normalizer = net, obs_normalizer
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.float()
+        if self.obs_normalizer is not None:
+            obs = self.obs_normalizer(obs)
+        return self.net(obs.reshape(obs.shape[0], -1))
+
+    def max(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(max_a Q(s, a): (B,), argmax_a: (B,) int64)``; ``generator`` is unused (exact)."""
+        q = self(obs)
+        best = q.max(-1)
+        return best.values, best.indices
+
+
+class CEMDeterministicSAVfunc(DeterministicSAVfunc):
+    """A :class:`DeterministicSAVfunc` whose :meth:`max` searches actions in ``[-1, 1]`` by the cross-entropy method.
+
+    As in QT-Opt (Kalashnikov et al., 2018): ``num_samples`` actions per state (uniform
+    in the first iteration, then from a diagonal Gaussian refit to the ``num_elite``
+    best), ``num_iter`` iterations, all states of the batch at once, then the best
+    action seen. Actions are in the policy's ``[-1, 1]`` space (rescale with
+    ``pols.box_to_env``).
+    """
+
+    def __init__(
+        self,
+        ob_space: gym.Space,
+        ac_space: gym.spaces.Box,
+        net: nn.Module,
+        *,
+        num_samples: int = 64,
+        num_elite: int = 6,
+        num_iter: int = 2,
+        obs_normalizer: nn.Module | None = None,
+    ) -> None:
+        super().__init__(ob_space, ac_space, net, obs_normalizer=obs_normalizer)
+        if not 1 <= num_elite <= num_samples:
+            raise ValueError(f"need 1 <= num_elite <= num_samples, got {num_elite}, {num_samples}")
+        self.num_samples, self.num_elite, self.num_iter = num_samples, num_elite, num_iter
+        self.ac_dim = flat_dim(ac_space)
+
+    def max(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Q(s, a*): (B,), a*: (B, A))`` with ``a*`` the best of the CEM samples; no gradient."""
+        b, s, a = obs.shape[0], self.num_samples, self.ac_dim
+        dev = obs.device
+        rep_obs = obs.repeat_interleave(s, 0)
+
+        def elites(acs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """The ``num_elite`` best of ``acs: (B, S, A)``, best first: Q ``(B, K)``, actions ``(B, K, A)``."""
+            top = self(rep_obs, acs.reshape(b * s, a)).reshape(b, s).topk(self.num_elite, -1)
+            return top.values, acs.gather(1, top.indices.unsqueeze(-1).expand(b, self.num_elite, a))
+
+        with torch.no_grad():
+            elite_q, elite = elites(torch.rand((b, s, a), generator=generator, device=dev) * 2.0 - 1.0)
+            best_q, best_acs = elite_q[:, 0], elite[:, 0]
+            for _ in range(self.num_iter - 1):  # refit a diagonal Gaussian to the elites, draw again
+                mean, std = elite.mean(1, keepdim=True), elite.std(1, keepdim=True, unbiased=False) + 1e-6
+                noise = torch.randn((b, s, a), generator=generator, device=dev)
+                elite_q, elite = elites((mean + std * noise).clamp(-1.0, 1.0))
+                better = elite_q[:, 0] > best_q
+                best_q = torch.where(better, elite_q[:, 0], best_q)
+                best_acs = torch.where(better.unsqueeze(-1), elite[:, 0], best_acs)
+        return best_q, best_acs.reshape(b, *self.ac_space.shape)

@@ -2,14 +2,73 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 
 from trajkit.traj import MissingColumnError, Traj, _as_generator
 
 as_generator = _as_generator
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """What off-policy ``train()`` functions sample from: a :class:`Traj` or a replay buffer.
+
+    ``random_batch(batch_size, generator)`` returns a dict of ``(B, ...)`` tensors.
+    """
+
+    def random_batch(self, batch_size: int, generator: torch.Generator | int | None = None) -> dict[str, torch.Tensor]:
+        ...
+
+
+def sample_batch(
+    source: BatchSource, batch_size: int, beta: float, generator: torch.Generator | None
+) -> tuple[dict[str, torch.Tensor], Callable[[torch.Tensor], None]]:
+    """A batch from ``source`` and a function taking its ``(B,)`` TD errors.
+
+    From a prioritized buffer (anything with ``sample`` and ``update_pris``) the batch is
+    drawn with importance exponent ``beta`` (it carries ``idx`` and ``weights``) and the
+    function sets those steps' priorities to ``|TD error|``; from anything else the batch
+    is uniform and the function does nothing.
+    """
+    if hasattr(source, "update_pris") and hasattr(source, "sample"):
+        batch = source.sample(batch_size, beta, generator)
+        idx = batch["idx"]
+        return batch, lambda td: source.update_pris(idx, td.abs())
+    return source.random_batch(batch_size, generator), lambda td: None
+
+
+def polyak_update(
+    targ: torch.nn.Module | Sequence[torch.Tensor], src: torch.nn.Module | Sequence[torch.Tensor], tau: float
+) -> None:
+    """Move ``targ``'s parameters (and floating buffers) towards ``src``'s in place.
+
+    ``targ <- (1 - tau) * targ + tau * src``, as one fused ``lerp`` over all tensors;
+    ``tau=1`` copies. ``targ`` and ``src`` are modules of the same structure, or
+    matching lists of tensors (from :func:`polyak_tensors`, built once outside a hot loop).
+    """
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must be in [0, 1], got {tau}")
+    t = polyak_tensors(targ) if isinstance(targ, torch.nn.Module) else list(targ)
+    s = polyak_tensors(src) if isinstance(src, torch.nn.Module) else list(src)
+    if len(t) != len(s):
+        raise ValueError("polyak_update needs two modules with the same parameters")
+    with torch.no_grad():
+        if tau == 1.0:
+            torch._foreach_copy_(t, s)
+        else:
+            torch._foreach_lerp_(t, s, tau)
+
+
+def polyak_tensors(*modules: torch.nn.Module) -> list[torch.Tensor]:
+    """The tensors :func:`polyak_update` averages: parameters and floating buffers of ``modules``, in order."""
+    out: list[torch.Tensor] = []
+    for m in modules:
+        out += [p for p in m.parameters()] + [b for b in m.buffers() if b.is_floating_point()]
+    return out
 
 
 @dataclass
@@ -35,6 +94,25 @@ class TrainResult:
         out = {k: v[-1] for k, v in self.losses.items() if v}
         out.update(self.diagnostics)
         return out
+
+
+def stack_losses(result: TrainResult, series: dict[str, list[torch.Tensor]]) -> None:
+    """Store per-step scalar tensors in ``result.losses`` with one conversion (no sync per step)."""
+    for k, v in series.items():
+        if v:
+            result.losses.setdefault(k, []).extend(torch.stack([x.detach() for x in v]).tolist())
+
+
+def require_transitions(source: BatchSource, nstep: bool = False) -> None:
+    """Raise :class:`MissingColumnError` (naming the estimator to run) if ``source``'s
+    batches would lack the transition columns off-policy losses read."""
+    names = ("nstep_rets", "nstep_next_obs", "nstep_discounts") if nstep else ("next_obs", "terminals")
+    keys = source.keys() if hasattr(source, "keys") else None
+    if keys is None or len(keys) == 0:
+        return  # an empty buffer raises its own error when sampled
+    for n in ("obs", "acs", "rews", *names):
+        if n not in keys:
+            raise MissingColumnError(n, list(keys))
 
 
 def require(traj: Traj, *names: str) -> None:

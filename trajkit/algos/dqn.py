@@ -1,0 +1,82 @@
+"""(Double, dueling, prioritized) deep Q-learning (Mnih et al., 2015; van Hasselt et al., 2016).
+
+For each of ``num_steps`` gradient steps: draw a batch (prioritized with importance
+weights ``beta`` from a ``PrioritizedReplayBuffer``), minimize ``lf.dqn`` (double-DQN
+target, Huber loss), clip the gradient norm, update the drawn steps' priorities, and
+every ``target_update_interval`` steps move the target network by ``tau`` (``tau=1``: copy).
+Dueling heads are a network choice: build the Q-function on ``nets.dueling_mlp``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trajkit import lf
+from trajkit.algos.common import (
+    BatchSource,
+    TrainResult,
+    as_generator,
+    polyak_update,
+    require_transitions,
+    sample_batch,
+    stack_losses,
+)
+
+
+def train(
+    *,
+    traj: BatchSource,
+    qf: torch.nn.Module,
+    targ_qf: torch.nn.Module,
+    optim_qf: torch.optim.Optimizer,
+    num_steps: int,
+    batch_size: int,
+    gamma: float = 0.99,
+    double: bool = True,
+    huber: bool = True,
+    tau: float = 1.0,
+    target_update_interval: int = 1,
+    max_grad_norm: float | None = 10.0,
+    beta: float = 0.4,
+    nstep: bool = False,
+    generator: torch.Generator | int | None = None,
+) -> TrainResult:
+    """Update ``qf`` (a ``DiscreteQfunc``: ``(B, *obs_shape) -> (B, n)``) in place with DQN.
+
+    Args:
+        traj: a Traj or (prioritized) replay buffer with ``obs``, ``acs`` (action
+            indices), ``rews``, ``next_obs``, ``terminals``.
+        double: double-DQN target (online argmax, target value); else ``max`` of the target.
+        tau, target_update_interval: every ``target_update_interval`` steps of this call
+            (counted from its first step) ``targ_qf <- (1 - tau) targ_qf + tau qf``.
+            ``tau=1`` with ``target_update_interval=num_steps`` keeps the target fixed
+            during the call and copies it at the end.
+        max_grad_norm: gradient-norm clip (None: none).
+        beta: importance-weight exponent for a ``PrioritizedReplayBuffer``.
+        generator: batch sampling.
+
+    Returns:
+        ``losses`` per step: ``qf_loss``, ``q_mean``, ``td_abs``; ``diagnostics``: means.
+    """
+    require_transitions(traj, nstep)
+    g = as_generator(generator)
+    params = list(qf.parameters())
+    series: dict[str, list[torch.Tensor]] = {k: [] for k in ("qf_loss", "q_mean", "td_abs")}
+    for i in range(num_steps):
+        batch, update_pris = sample_batch(traj, batch_size, beta, g)
+        loss, info = lf.dqn(qf, targ_qf, batch, gamma, double, huber, nstep)
+        optim_qf.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optim_qf.step()
+        update_pris(info["td_errors"])
+        if (i + 1) % target_update_interval == 0:
+            polyak_update(targ_qf, qf, tau)
+        series["qf_loss"].append(loss.detach())
+        series["q_mean"].append(info["q_mean"])
+        series["td_abs"].append(info["td_errors"].abs().mean())
+    result = TrainResult()
+    stack_losses(result, series)
+    result.diagnostics = {k: sum(v) / len(v) for k, v in result.losses.items() if v}
+    return result

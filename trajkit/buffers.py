@@ -1,0 +1,242 @@
+"""Replay storage for off-policy learning.
+
+:class:`ReplayBuffer` keeps the most recent ``capacity`` steps in a **ring**: step
+columns are preallocated once (lazily, on the first :meth:`~ReplayBuffer.add`, from
+that Traj's column shapes and dtypes) and each new step overwrites the oldest one.
+Adding a Traj of ``N`` steps costs ``O(N)`` whatever the capacity: the buffer is never
+re-concatenated. Because steps are stored with their own ``next_obs`` and
+``terminals`` (from :func:`trajkit.ef.add_next_obs`, applied by ``add`` when missing),
+evicting the oldest steps of an episode never corrupts a Bellman target.
+
+:class:`PrioritizedReplayBuffer` adds proportional prioritized sampling (Schaul et al.,
+2016) over a :class:`SumTree`: ``P(i) = p_i**alpha / sum_k p_k**alpha``; the
+importance weights use a ``beta`` the caller passes to every :meth:`sample` call (no
+hidden annealing state).
+
+Both live on a device the user chooses; sampled batches are on that device. Both
+satisfy :class:`trajkit.algos.common.BatchSource`, so every off-policy ``train()``
+accepts them where it accepts a Traj.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from trajkit import ef
+from trajkit.traj import Batch, MissingColumnError, Traj, _as_generator
+
+
+class ReplayBuffer:
+    """A ring of the last ``capacity`` steps, uniform sampling.
+
+    Args:
+        capacity: maximum number of steps kept; when full, each new step overwrites the
+            oldest one.
+        device: where the columns live (and batches come from).
+        keys: step columns to store (default: every step column of the first Traj
+            added, plus ``next_obs`` and ``terminals``). Later Trajs must have them all.
+    """
+
+    def __init__(
+        self, capacity: int, device: torch.device | str = "cpu", keys: Sequence[str] | None = None
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.device = torch.device(device)
+        self._keys = None if keys is None else list(dict.fromkeys([*keys, "next_obs", "terminals"]))
+        self._cols: dict[str, torch.Tensor] = {}
+        self._pos = 0  # next slot to write
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def num_step(self) -> int:
+        """Number of steps currently stored."""
+        return self._size
+
+    def keys(self) -> list[str]:
+        return list(self._cols) if self._cols else list(self._keys or [])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(size={self._size}, capacity={self.capacity}, keys={self.keys()})"
+
+    def add(self, traj: Traj) -> torch.Tensor:
+        """Store the steps of ``traj`` (oldest steps are overwritten when full).
+
+        Applies :func:`trajkit.ef.add_next_obs` if ``traj`` lacks ``next_obs``. Returns
+        the ``(N',)`` int64 slots written (``N' = min(N, capacity)``: of a Traj longer
+        than the buffer only its last ``capacity`` steps are kept).
+        """
+        if "next_obs" not in traj or "terminals" not in traj:
+            traj = ef.add_next_obs(traj)
+        if not self._cols:
+            self._allocate(traj)
+        cols = {}
+        for k in self._cols:
+            if k not in traj:
+                raise MissingColumnError(k, traj.keys())
+            cols[k] = traj[k]
+        n = traj.num_step
+        start = max(0, n - self.capacity)
+        m = n - start
+        slots = (self._pos + torch.arange(m)) % self.capacity
+        dev_slots = slots.to(self.device)
+        for k, v in cols.items():
+            self._cols[k][dev_slots] = v[start:].to(self.device, self._cols[k].dtype)
+        self._pos = (self._pos + m) % self.capacity
+        self._size = min(self._size + m, self.capacity)
+        return slots
+
+    def _allocate(self, traj: Traj) -> None:
+        keys = self._keys if self._keys is not None else traj.keys()
+        for k in keys:
+            if k not in traj:
+                raise MissingColumnError(k, traj.keys())
+            v = traj[k]
+            self._cols[k] = torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=self.device)
+
+    def get(self, idx: torch.Tensor) -> Batch:
+        """The stored steps at slots ``idx: (B,)``, as a batch of ``(B, ...)`` tensors."""
+        idx = idx.to(self.device)
+        return {k: v[idx] for k, v in self._cols.items()}
+
+    def random_batch(self, batch_size: int, generator: torch.Generator | int | None = None) -> Batch:
+        """``batch_size`` stored steps drawn uniformly with replacement: ``(B, ...)`` tensors."""
+        if self._size == 0:
+            raise ValueError("the buffer is empty; add a Traj first")
+        idx = torch.randint(self._size, (batch_size,), generator=_as_generator(generator))
+        return self.get(idx)
+
+
+class SumTree:
+    """A binary sum-tree over ``capacity`` non-negative leaves (numpy float64).
+
+    ``update`` sets many leaves at once and recomputes their ancestors level by level
+    (``O(k log C)`` work in ``log C`` vectorized steps); ``find`` maps many prefix sums to
+    leaves in ``log C`` vectorized steps. Parents are always recomputed from their
+    children, so no rounding error accumulates.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self._base = 1 << max(0, (self.capacity - 1).bit_length())  # leaves start here
+        self.tree = np.zeros(2 * self._base, dtype=np.float64)
+
+    @property
+    def total(self) -> float:
+        return float(self.tree[1])
+
+    def leaves(self) -> np.ndarray:
+        """``(capacity,)`` the leaf values."""
+        return self.tree[self._base : self._base + self.capacity]
+
+    def update(self, idx: np.ndarray, values: np.ndarray) -> None:
+        """Set leaves ``idx: (k,)`` to ``values: (k,)`` (later duplicates win)."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if idx.size == 0:
+            return
+        if np.any(values < 0) or not np.all(np.isfinite(values)):
+            raise ValueError("priorities must be finite and non-negative")
+        if idx.min() < 0 or idx.max() >= self.capacity:
+            raise IndexError(f"leaf index out of range [0, {self.capacity})")
+        nodes = idx + self._base
+        self.tree[nodes] = values
+        nodes = np.unique(nodes >> 1)
+        while nodes[0] >= 1:
+            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
+            if nodes[0] == 1:
+                break
+            nodes = np.unique(nodes >> 1)
+
+    def find(self, prefix: np.ndarray) -> np.ndarray:
+        """Leaf index for each prefix sum in ``prefix: (B,)`` (values in ``[0, total)``)."""
+        v = np.asarray(prefix, dtype=np.float64).copy()
+        node = np.ones(len(v), dtype=np.int64)
+        while node[0] < self._base:
+            left = 2 * node
+            lv = self.tree[left]
+            right = (v >= lv) & (self.tree[left + 1] > 0)
+            v = np.where(right, v - lv, v)
+            node = left + right
+        return np.minimum(node - self._base, self.capacity - 1)
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """A :class:`ReplayBuffer` ring with proportional prioritized sampling.
+
+    Args:
+        capacity, device, keys: as :class:`ReplayBuffer`.
+        alpha: how much prioritization is used (0: uniform).
+        eps: added to every priority so none is zero.
+
+    New steps get priority ``traj["pris"]`` when the Traj has that column (from
+    :func:`trajkit.ef.compute_pris`), otherwise the largest priority seen so far. An
+    overwritten slot's leaf is simply replaced, so the tree stays consistent.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        alpha: float = 0.6,
+        device: torch.device | str = "cpu",
+        keys: Sequence[str] | None = None,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__(capacity, device, keys)
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        self.alpha, self.eps = float(alpha), float(eps)
+        self.tree = SumTree(capacity)
+        self.max_pri = 1.0
+
+    def add(self, traj: Traj) -> torch.Tensor:
+        slots = super().add(traj)
+        if "pris" in traj:
+            pris = traj["pris"][traj.num_step - len(slots) :].detach().cpu().double().numpy()
+            self.max_pri = max(self.max_pri, float(pris.max()))
+        else:
+            pris = np.full(len(slots), self.max_pri)
+        self.tree.update(slots.numpy(), (pris + self.eps) ** self.alpha)
+        return slots
+
+    def update_pris(self, idx: torch.Tensor | np.ndarray, pris: torch.Tensor | np.ndarray) -> None:
+        """Set the priorities of the slots ``idx: (B,)`` to ``pris: (B,)`` (e.g. ``|TD error|``)."""
+        idx = idx.detach().cpu().numpy() if isinstance(idx, torch.Tensor) else np.asarray(idx)
+        pris = pris.detach().cpu().double().numpy() if isinstance(pris, torch.Tensor) else np.asarray(pris, np.float64)
+        if np.any(idx >= self._size):
+            raise IndexError("update_pris got a slot that holds no step")
+        self.max_pri = max(self.max_pri, float(pris.max()))
+        self.tree.update(idx, (np.abs(pris) + self.eps) ** self.alpha)
+
+    def sample(self, batch_size: int, beta: float, generator: torch.Generator | int | None = None) -> Batch:
+        """A prioritized batch: ``(B, ...)`` columns plus ``idx: (B,)`` and ``weights: (B,)``.
+
+        Draws are stratified: one uniform draw in each of ``B`` equal slices of the total
+        priority. ``weights = (size * P(i))**-beta``, divided by the batch's largest
+        weight so they are at most 1.
+        """
+        if self._size == 0:
+            raise ValueError("the buffer is empty; add a Traj first")
+        total = self.tree.total
+        u = torch.rand(batch_size, generator=_as_generator(generator), dtype=torch.float64).numpy()
+        prefix = np.minimum((np.arange(batch_size) + u) * (total / batch_size), np.nextafter(total, 0))
+        idx = self.tree.find(prefix)
+        probs = self.tree.leaves()[idx] / total
+        w = (self._size * probs) ** (-beta)
+        w = w / w.max()
+        idx_t = torch.from_numpy(idx)
+        batch = self.get(idx_t)
+        batch["idx"] = idx_t.to(self.device)
+        batch["weights"] = torch.as_tensor(w, dtype=torch.float32, device=self.device)
+        return batch
+
+    def random_batch(self, batch_size: int, generator: torch.Generator | int | None = None) -> Batch:
+        """A prioritized batch with ``beta=1`` (full importance correction); see :meth:`sample`."""
+        return self.sample(batch_size, 1.0, generator)
