@@ -9,20 +9,25 @@ needed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from trajkit.pds import Params
+
+if TYPE_CHECKING:
+    from trajkit.pols import BasePol
 
 Batch = dict[str, torch.Tensor]
 Info = dict[str, torch.Tensor]
 
 
-def old_params(pol: torch.nn.Module, batch: Batch) -> Params:
+def old_params(pol: BasePol, batch: Batch) -> Params:
     """The behaviour policy's distribution parameters stored in ``batch``."""
     return {k: batch[k] for k in pol.pd.param_names}
 
 
-def _ratio(pol: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, Params, Params]:
+def _ratio(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Params, Params]:
     params = pol(batch["obs"])
     old = old_params(pol, batch)
     llh = pol.pd.llh(batch["acs"], params)
@@ -30,7 +35,7 @@ def _ratio(pol: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, Params, Pa
     return torch.exp(llh - old_llh), params, old
 
 
-def pg_clip(pol: torch.nn.Module, batch: Batch, clip_param: float, ent_beta: float = 0.0) -> tuple[torch.Tensor, Info]:
+def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_beta: float = 0.0) -> tuple[torch.Tensor, Info]:
     """PPO's clipped surrogate: ``-mean(min(r A, clip(r, 1-c, 1+c) A)) - ent_beta * mean(H)``.
 
     Needs ``obs``, ``acs``, ``advs`` and the old distribution parameters.
@@ -49,7 +54,7 @@ def pg_clip(pol: torch.nn.Module, batch: Batch, clip_param: float, ent_beta: flo
     return loss, info
 
 
-def pg_kl(pol: torch.nn.Module, batch: Batch, kl_beta: float, ent_beta: float = 0.0) -> tuple[torch.Tensor, Info]:
+def pg_kl(pol: BasePol, batch: Batch, kl_beta: float, ent_beta: float = 0.0) -> tuple[torch.Tensor, Info]:
     """PPO's KL-penalized surrogate: ``-mean(r A) + kl_beta * mean(KL(old || new)) - ent_beta * mean(H)``."""
     ratio, params, old = _ratio(pol, batch)
     kl = pol.pd.kl_pq(old, params).mean()
@@ -58,7 +63,7 @@ def pg_kl(pol: torch.nn.Module, batch: Batch, kl_beta: float, ent_beta: float = 
     return loss, {"kl": kl.detach(), "ent": ent.detach()}
 
 
-def pg(pol: torch.nn.Module, batch: Batch, ent_beta: float = 0.0) -> tuple[torch.Tensor, Info]:
+def pg(pol: BasePol, batch: Batch, ent_beta: float = 0.0) -> tuple[torch.Tensor, Info]:
     """Vanilla policy gradient: ``-mean(log pi(a|s) A) - ent_beta * mean(H)``."""
     params = pol(batch["obs"])
     llh = pol.pd.llh(batch["acs"], params)
@@ -67,7 +72,7 @@ def pg(pol: torch.nn.Module, batch: Batch, ent_beta: float = 0.0) -> tuple[torch
     return loss, {"ent": ent.detach()}
 
 
-def surrogate(pol: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, Info]:
+def surrogate(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Info]:
     """Importance-weighted surrogate ``-mean(r A)`` (TRPO's objective) with the mean KL(old || new)."""
     ratio, params, old = _ratio(pol, batch)
     loss = -(ratio * batch["advs"]).mean()
@@ -131,14 +136,14 @@ class _frozen:
             p.requires_grad_(True)
 
 
-def _mode(pol: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+def _mode(pol: BasePol, obs: torch.Tensor) -> torch.Tensor:
     return pol.pd.mode(pol(obs))
 
 
 def bellman(
     qf: torch.nn.Module,
     targ_qf: torch.nn.Module,
-    targ_pol: torch.nn.Module,
+    targ_pol: BasePol,
     batch: Batch,
     gamma: float,
     nstep: bool = False,
@@ -157,7 +162,7 @@ def bellman(
 
 
 def target_smoothing(
-    targ_pol: torch.nn.Module,
+    targ_pol: BasePol,
     obs: torch.Tensor,
     noise_std: float,
     noise_clip: float,
@@ -198,7 +203,7 @@ def clipped_double_bellman(
     return loss, {"q1_mean": q1.detach().mean(), "q2_mean": q2.detach().mean(), "td_errors": td1.detach()}
 
 
-def ag(pol: torch.nn.Module, qf: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, Info]:
+def ag(pol: BasePol, qf: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, Info]:
     """Deterministic policy gradient loss ``-mean_B Q(s, mu(s))`` over the whole batch.
 
     ``qf``'s parameters are frozen while the term is built, so the loss's gradient
@@ -211,7 +216,7 @@ def ag(pol: torch.nn.Module, qf: torch.nn.Module, batch: Batch) -> tuple[torch.T
 
 
 def sac(
-    pol: torch.nn.Module,
+    pol: BasePol,
     qf1: torch.nn.Module,
     qf2: torch.nn.Module,
     targ_qf1: torch.nn.Module,

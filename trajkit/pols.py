@@ -91,7 +91,9 @@ class BasePol(nn.Module):
         self, ob_space: gym.Space, ac_space: gym.Space, obs_normalizer: nn.Module | None = None
     ) -> None:
         super().__init__()
-        self.ob_space, self.ac_space = ob_space, ac_space
+        # Any: each subclass narrows the space type (Box, Discrete, ...) it accepts at run time
+        self.ob_space: Any = ob_space
+        self.ac_space: Any = ac_space
         self.obs_normalizer = obs_normalizer
 
     def _features(self, obs: torch.Tensor) -> torch.Tensor:

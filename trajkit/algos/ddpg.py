@@ -9,6 +9,8 @@ both target networks towards their sources by ``tau``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from trajkit import lf
@@ -23,13 +25,16 @@ from trajkit.algos.common import (
     stack_losses,
 )
 
+if TYPE_CHECKING:
+    from trajkit.pols import BasePol
+
 
 def train(
     *,
     traj: BatchSource,
-    pol: torch.nn.Module,
+    pol: BasePol,
     qf: torch.nn.Module,
-    targ_pol: torch.nn.Module,
+    targ_pol: BasePol,
     targ_qf: torch.nn.Module,
     optim_pol: torch.optim.Optimizer,
     optim_qf: torch.optim.Optimizer,

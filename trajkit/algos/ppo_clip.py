@@ -8,17 +8,22 @@ loss is clipped).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from trajkit import lf
 from trajkit.algos.common import TrainResult, as_generator, explained_variance, require, step
 from trajkit.traj import Traj
 
+if TYPE_CHECKING:
+    from trajkit.pols import BasePol
+
 
 def train(
     *,
     traj: Traj,
-    pol: torch.nn.Module,
+    pol: BasePol,
     vf: torch.nn.Module,
     optim_pol: torch.optim.Optimizer,
     optim_vf: torch.optim.Optimizer,

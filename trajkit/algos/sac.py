@@ -7,6 +7,8 @@ then move the target critics towards the critics by ``tau``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from trajkit import lf
@@ -20,11 +22,14 @@ from trajkit.algos.common import (
     stack_losses,
 )
 
+if TYPE_CHECKING:
+    from trajkit.pols import BasePol
+
 
 def train(
     *,
     traj: BatchSource,
-    pol: torch.nn.Module,
+    pol: BasePol,
     qf1: torch.nn.Module,
     qf2: torch.nn.Module,
     targ_qf1: torch.nn.Module,

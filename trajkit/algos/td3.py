@@ -8,6 +8,8 @@ target networks towards their sources by ``tau``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from trajkit import lf
@@ -22,14 +24,17 @@ from trajkit.algos.common import (
     stack_losses,
 )
 
+if TYPE_CHECKING:
+    from trajkit.pols import BasePol
+
 
 def train(
     *,
     traj: BatchSource,
-    pol: torch.nn.Module,
+    pol: BasePol,
     qf1: torch.nn.Module,
     qf2: torch.nn.Module,
-    targ_pol: torch.nn.Module,
+    targ_pol: BasePol,
     targ_qf1: torch.nn.Module,
     targ_qf2: torch.nn.Module,
     optim_pol: torch.optim.Optimizer,

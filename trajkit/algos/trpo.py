@@ -11,6 +11,7 @@ The value function is fitted with ``lf.monte_carlo`` in minibatches.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
@@ -18,6 +19,9 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from trajkit import lf
 from trajkit.algos.common import TrainResult, as_generator, explained_variance, require, step
 from trajkit.traj import Traj
+
+if TYPE_CHECKING:
+    from trajkit.pols import BasePol
 
 
 def conjugate_gradient(
@@ -43,7 +47,7 @@ def conjugate_gradient(
 def train(
     *,
     traj: Traj,
-    pol: torch.nn.Module,
+    pol: BasePol,
     vf: torch.nn.Module,
     optim_vf: torch.optim.Optimizer,
     max_kl: float = 0.01,
