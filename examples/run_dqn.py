@@ -44,6 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grad-ratio", type=float, default=0.5, help="gradient steps per env step")
     p.add_argument("--exploration-steps", type=int, default=8000)
     p.add_argument("--eps-end", type=float, default=0.04)
+    p.add_argument("--tau", type=float, default=1.0, help="target update coefficient (1: copy)")
+    p.add_argument("--target-update-interval", type=int, default=0,
+                   help="gradient steps between target updates (0: once at the end of each training phase)")
+    p.add_argument("--lr-decay", action="store_true", help="decay the learning rate linearly to 0 over the run")
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--eval-epis", type=int, default=10)
@@ -81,6 +85,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     result = None
     with tk.EpiSampler(env, pol, seed=args.seed) as sampler:
         while steps < args.steps:
+            if args.lr_decay:
+                for group in optim_qf.param_groups:
+                    group["lr"] = args.lr * (1.0 - steps / args.steps)
             pol.epsilon = max(args.eps_end, 1.0 - (1.0 - args.eps_end) * steps / args.exploration_steps)
             epis = sampler.sample(pol, max_epis=1, max_steps=args.steps - steps)
             traj = ef.add_next_obs(tk.Traj.from_epis(epis))
@@ -92,7 +99,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 num_steps = int(pending * args.grad_ratio)
                 result = dqn.train(
                     traj=buf, qf=qf, targ_qf=targ_qf, optim_qf=optim_qf, num_steps=num_steps,
-                    batch_size=args.batch_size, gamma=args.gamma, tau=1.0, target_update_interval=num_steps,
+                    batch_size=args.batch_size, gamma=args.gamma, tau=args.tau,
+                    target_update_interval=args.target_update_interval or num_steps,
                     beta=args.beta, generator=gen,
                 )
                 pending = 0
