@@ -147,3 +147,73 @@ def test_insertion_time_does_not_grow_with_capacity(cls):
 
     small, large = per_add(10_000), per_add(1_000_000)
     assert large < 5 * small + 2e-3, (small, large)
+
+
+def _filled(cls: type[ReplayBuffer], capacity: int, wrap: bool) -> ReplayBuffer:
+    """A buffer after some adds (wrapped around the ring when ``wrap``), with updated priorities."""
+    buf = cls(capacity)
+    rng = np.random.default_rng(2)
+    for i in range(8 if wrap else 2):
+        buf.add(make_traj([int(rng.integers(2, 6))], start=1e4 * i))
+        if isinstance(buf, PrioritizedReplayBuffer):
+            buf.update_pris(torch.as_tensor(rng.integers(0, len(buf), 3)), torch.as_tensor(rng.uniform(0, 5, 3)))
+    return buf
+
+
+def _draw(buf: ReplayBuffer, g: torch.Generator) -> dict[str, torch.Tensor]:
+    if isinstance(buf, PrioritizedReplayBuffer):
+        return buf.sample(16, beta=0.4, generator=g)
+    return buf.random_batch(16, generator=g)
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+@pytest.mark.parametrize("cls", [ReplayBuffer, PrioritizedReplayBuffer])
+def test_state_dict_round_trip_gives_identical_draws(cls, wrap):
+    buf = _filled(cls, 20, wrap)
+    assert (len(buf) == 20) == wrap
+    state = buf.state_dict()
+    assert all(v.shape[0] == len(buf) for v in state["cols"].values())  # only filled rows are stored
+    other = cls(20)
+    other.load_state_dict(state)
+    assert len(other) == len(buf) and other.keys() == buf.keys()
+    extra = make_traj([3], start=-50.0)  # later adds land in the same slots, with the same priorities
+    assert torch.equal(buf.add(extra), other.add(extra))
+    ga, gb = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for _ in range(3):
+        a, b = _draw(buf, ga), _draw(other, gb)
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    if isinstance(buf, PrioritizedReplayBuffer):
+        assert isinstance(other, PrioritizedReplayBuffer)
+        assert np.array_equal(buf.tree.tree, other.tree.tree) and buf.max_pri == other.max_pri
+
+
+def test_load_state_dict_rejects_a_state_that_does_not_fit():
+    state = _filled(ReplayBuffer, 20, wrap=False).state_dict()
+    with pytest.raises(ValueError, match="capacity 20"):
+        ReplayBuffer(30).load_state_dict(state)
+    with pytest.raises(ValueError, match="PrioritizedReplayBuffer"):
+        ReplayBuffer(20).load_state_dict(_filled(PrioritizedReplayBuffer, 20, wrap=False).state_dict())
+    with pytest.raises(ValueError, match="alpha"):
+        PrioritizedReplayBuffer(20, alpha=0.5).load_state_dict(_filled(PrioritizedReplayBuffer, 20, False).state_dict())
+    other = ReplayBuffer(20)
+    other.add(make_traj([2]).with_columns(extra=torch.zeros(2)))
+    before = other.state_dict()
+    with pytest.raises(ValueError, match="columns"):
+        other.load_state_dict(state)
+    after = other.state_dict()  # a refused state loads nothing
+    assert after["size"] == 2 and all(torch.equal(before["cols"][k], after["cols"][k]) for k in before["cols"])
+    bad = {**state, "cols": {**state["cols"], "obs": state["cols"]["obs"][:, :1]}}
+    with pytest.raises(ValueError, match="'obs'"):
+        _filled(ReplayBuffer, 20, wrap=False).load_state_dict(bad)
+
+
+def test_buffer_state_goes_through_a_checkpoint(tmp_path):
+    from trajkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    buf = _filled(PrioritizedReplayBuffer, 20, wrap=True)
+    save_checkpoint(tmp_path / "ck.pt", {"buffer": buf}, rng=False)
+    other = PrioritizedReplayBuffer(20)
+    load_checkpoint(tmp_path / "ck.pt", {"buffer": other})
+    assert np.array_equal(buf.tree.tree, other.tree.tree)
+    with pytest.raises(CheckpointError, match="capacity"):
+        load_checkpoint(tmp_path / "ck.pt", {"buffer": PrioritizedReplayBuffer(10)})

@@ -20,7 +20,8 @@ accepts them where it accepts a Traj.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,6 +101,60 @@ class ReplayBuffer:
                 raise MissingColumnError(k, traj.keys())
             v = traj[k]
             self._cols[k] = torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=self.device)
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`load_state_dict` needs to continue exactly (CPU tensors).
+
+        ``cols`` holds each column's first ``size`` rows (the filled slots: the ring fills
+        slots ``0 .. capacity - 1`` in order before it wraps), so a checkpoint grows with
+        the data, not with the capacity.
+        """
+        return {
+            "kind": type(self).__name__,
+            "capacity": self.capacity,
+            "size": self._size,
+            "pos": self._pos,
+            "keys": None if self._keys is None else list(self._keys),
+            "cols": {k: v[: self._size].detach().cpu().clone() for k, v in self._cols.items()},
+        }
+
+    def check_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` if ``state`` cannot be loaded into this buffer (loads nothing)."""
+        kind = state.get("kind")
+        if kind != type(self).__name__:
+            raise ValueError(f"state is from a {kind}, this is a {type(self).__name__}")
+        if state["capacity"] != self.capacity:
+            raise ValueError(f"state is from a buffer of capacity {state['capacity']}, this one has {self.capacity}")
+        size, pos = int(state["size"]), int(state["pos"])
+        if not (0 <= size <= self.capacity and 0 <= pos < self.capacity and (size == self.capacity or pos == size)):
+            raise ValueError(f"inconsistent ring position {pos} and size {size} for capacity {self.capacity}")
+        if self._keys is not None and state["keys"] is not None and list(state["keys"]) != self._keys:
+            raise ValueError(f"state stores columns {state['keys']}, this buffer was built for {self._keys}")
+        cols: Mapping[str, torch.Tensor] = state["cols"]
+        if self._cols and set(cols) != set(self._cols):
+            raise ValueError(f"state has columns {sorted(cols)}, this buffer has {sorted(self._cols)}")
+        for k, v in cols.items():
+            if not isinstance(v, torch.Tensor) or v.shape[0] != size:
+                raise ValueError(f"column {k!r} does not hold {size} rows")
+            mine = self._cols.get(k)
+            if mine is not None and (mine.shape[1:] != v.shape[1:] or mine.dtype != v.dtype):
+                raise ValueError(
+                    f"column {k!r} is {v.dtype}{list(v.shape[1:])} per step in the state, "
+                    f"{mine.dtype}{list(mine.shape[1:])} here"
+                )
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (validated first; ``ValueError`` if it does not fit)."""
+        self.check_state_dict(state)
+        self._cols = {}
+        for k, v in state["cols"].items():
+            col = torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=self.device)
+            col[: v.shape[0]] = v.to(self.device)
+            self._cols[k] = col
+        if state["keys"] is not None:
+            self._keys = list(state["keys"])
+        self._size, self._pos = int(state["size"]), int(state["pos"])
 
     def get(self, idx: torch.Tensor) -> Batch:
         """The stored steps at slots ``idx: (B,)``, as a batch of ``(B, ...)`` tensors."""
@@ -205,6 +260,28 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             pris = np.full(len(slots), self.max_pri)
         self.tree.update(slots.numpy(), (pris + self.eps) ** self.alpha)
         return slots
+
+    def state_dict(self) -> dict[str, Any]:
+        """The ring's state plus the filled slots' tree leaves (``p**alpha``), ``max_pri``, ``alpha`` and ``eps``."""
+        leaves = torch.from_numpy(self.tree.leaves()[: self._size].copy())
+        return {**super().state_dict(), "leaves": leaves, "max_pri": self.max_pri, "alpha": self.alpha, "eps": self.eps}
+
+    def check_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().check_state_dict(state)
+        if (state["alpha"], state["eps"]) != (self.alpha, self.eps):
+            raise ValueError(
+                f"state has alpha={state['alpha']}, eps={state['eps']}; this buffer alpha={self.alpha}, eps={self.eps}"
+            )
+        leaves = state["leaves"]
+        if not isinstance(leaves, torch.Tensor) or leaves.shape != (int(state["size"]),):
+            raise ValueError(f"priorities do not match the {state['size']} stored steps")
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; the sum-tree is rebuilt from the leaves (exactly)."""
+        super().load_state_dict(state)  # validates with this class's check_state_dict first
+        self.tree = SumTree(self.capacity)
+        self.tree.update(np.arange(self._size), state["leaves"].numpy())
+        self.max_pri = float(state["max_pri"])
 
     def update_pris(self, idx: torch.Tensor | np.ndarray, pris: torch.Tensor | np.ndarray) -> None:
         """Set the priorities of the slots ``idx: (B,)`` to ``pris: (B,)`` (e.g. ``|TD error|``)."""
