@@ -113,7 +113,8 @@ def main() -> None:
     p.add_argument("--sb3", action="store_true", help="also time stable-baselines3's GAE loop")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}; {args.steps} steps in {args.epis} episodes, obs dim {args.obs_dim}")
+    print(f"torch threads: {torch.get_num_threads()}; {args.steps} steps in {args.epis} episodes, "
+          f"obs dim {args.obs_dim}")
 
     traj = make_traj(args.steps, args.epis, args.obs_dim, seed=0)
     vf = tk.DeterministicSVfunc(

@@ -42,7 +42,8 @@ def main() -> None:
             rows.append((algo, seed, module.run(run_args)))
     print(f"\n{'algo':<7} {'seed':>4} {'steps':>7} {'eval mean':>10} {'eval std':>9} {'train s':>8}")
     for algo, seed, r in rows:
-        print(f"{algo:<7} {seed:>4} {r['steps']:>7} {r['eval_mean']:>10.1f} {r['eval_std']:>9.1f} {r['train_time']:>8.1f}")
+        print(f"{algo:<7} {seed:>4} {r['steps']:>7} {r['eval_mean']:>10.1f} {r['eval_std']:>9.1f} "
+              f"{r['train_time']:>8.1f}")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def main() -> None:
                 rows.append(("sb3", seed, sb3))
     print(f"\n{'library':<8} {'seed':>4} {'steps':>7} {'eval mean':>10} {'eval std':>9} {'train s':>8}")
     for lib, seed, r in rows:
-        print(f"{lib:<8} {seed:>4} {r['steps']:>7} {r['eval_mean']:>10.1f} {r['eval_std']:>9.1f} {r['train_time']:>8.1f}")
+        print(f"{lib:<8} {seed:>4} {r['steps']:>7} {r['eval_mean']:>10.1f} {r['eval_std']:>9.1f} "
+              f"{r['train_time']:>8.1f}")
     ours = [r for lib, _, r in rows if lib == "trajkit"]
     theirs = [r for lib, _, r in rows if lib == "sb3"]
     ok = all(r["eval_mean"] >= 475 for r in ours)
