@@ -67,9 +67,14 @@ def run_sb3(algo: str, seed: int, hidden: list[int] | None, steps: int | None) -
         cls = TD3 if algo == "td3" else DDPG
         model = cls("MlpPolicy", env, tau=a.tau, action_noise=noise, train_freq=(1, "episode"), gradient_steps=-1, **kw)
     else:
-        kw["policy_kwargs"] = dict(net_arch=list(a.hidden))
+        # SB3 updates its target between training phases, every `target_update_interval` env steps; the
+        # nearest match: a copy per phase (ours: interval 0), or Polyak with the same tau every 1/grad_ratio
+        # env steps (ours: every gradient step), which SB3 applies between phases rather than inside them.
+        interval = 10 if a.target_update_interval == 0 else max(1, round(a.target_update_interval / a.grad_ratio))
+        if a.lr_decay:
+            kw["learning_rate"] = lambda progress_remaining: a.lr * progress_remaining
         model = DQN("MlpPolicy", env, train_freq=a.train_freq, gradient_steps=int(a.train_freq * a.grad_ratio),
-                    target_update_interval=10, exploration_fraction=a.exploration_steps / steps,
+                    target_update_interval=interval, tau=a.tau, exploration_fraction=a.exploration_steps / steps,
                     exploration_final_eps=a.eps_end, **kw)
     model.learn(total_timesteps=steps)
     eval_env = gym.make(env_id)

@@ -6,8 +6,11 @@
 Whole episodes are sampled with an epsilon-greedy ``ArgmaxQfPol`` (epsilon decays
 linearly from 1 to ``--eps-end`` over ``--exploration-steps``). Once ``--train-freq``
 new steps are in the buffer, ``dqn.train`` takes ``--grad-ratio`` gradient steps per new
-env step with a fixed target network, which is then copied from the online one (the
-rl-zoo CartPole recipe: 128 gradient steps per 256 env steps). Writes a CSV of
+env step (128 per 256 env steps, as in the rl-zoo CartPole recipe), moving the target
+network by ``--tau`` after every gradient step; the learning rate decays linearly to 0.
+(The rl-zoo recipe's lr 2.3e-3 with a target copy per training phase,
+``--lr 2.3e-3 --batch-size 64 --tau 1 --target-update-interval 0 --no-lr-decay``, reaches
+500 and then collapses, in trajkit and in stable-baselines3 alike.) Writes a CSV of
 per-iteration returns to ``--log`` and prints a greedy evaluation at the end.
 """
 
@@ -31,10 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--steps", type=int, default=100_000, help="total env steps")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     p.add_argument("--no-dueling", action="store_true", help="plain MLP head instead of a dueling one")
-    p.add_argument("--lr", type=float, default=2.3e-3)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--buffer-size", type=int, default=100_000)
     p.add_argument("--prioritized", action="store_true", help="proportional prioritized replay")
     p.add_argument("--alpha", type=float, default=0.6, help="prioritization exponent")
@@ -44,10 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grad-ratio", type=float, default=0.5, help="gradient steps per env step")
     p.add_argument("--exploration-steps", type=int, default=8000)
     p.add_argument("--eps-end", type=float, default=0.04)
-    p.add_argument("--tau", type=float, default=1.0, help="target update coefficient (1: copy)")
-    p.add_argument("--target-update-interval", type=int, default=0,
+    p.add_argument("--tau", type=float, default=0.01, help="target update coefficient (1: copy)")
+    p.add_argument("--target-update-interval", type=int, default=1,
                    help="gradient steps between target updates (0: once at the end of each training phase)")
-    p.add_argument("--lr-decay", action="store_true", help="decay the learning rate linearly to 0 over the run")
+    p.add_argument("--lr-decay", action=argparse.BooleanOptionalAction, default=True,
+                   help="decay the learning rate linearly to 0 over the run")
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--eval-epis", type=int, default=10)

@@ -131,14 +131,16 @@ def test_noise_pols_stay_in_bounds_and_use_the_given_generator():
     obs = torch.randn(4, 3)
     for noise in (tk.GaussianActionNoise(0.5), tk.OUActionNoise(sigma=0.5, dt=1.0)):
         npol = tk.DeterministicActionNoisePol(pol, noise)
-        a1, params = npol.act(obs, False, torch.Generator().manual_seed(1))
-        npol.reset()
-        a2, _ = npol.act(obs, False, torch.Generator().manual_seed(1))
+        with torch.no_grad():  # as the sampler calls it
+            a1, params = npol.act(obs, False, torch.Generator().manual_seed(1))
+            npol.reset()
+            a2, _ = npol.act(obs, False, torch.Generator().manual_seed(1))
+            det, _ = npol.act(obs, True, None)
         assert torch.equal(a1, a2) and a1.shape == (4, 2) and float(a1.abs().max()) <= 1.0
+        assert not torch.equal(a1, params["mean"])
         assert set(params) == set(npol.pd.param_names) == {"mean"}
-        det, _ = npol.act(obs, True, None)
         assert torch.equal(det, params["mean"])
-        env_ac = npol.to_env_ac(a1[0].detach().numpy())
+        env_ac = npol.to_env_ac(a1[0].numpy())
         assert np.all(np.abs(env_ac) <= 2.0)
 
 
