@@ -244,7 +244,7 @@ def compute_pris(
     Args:
         qf, targ_qf: map ``(B, *obs_shape), (B, *ac_shape)`` to ``(B,)`` Q-values.
         targ_pol: maps ``(B, *obs_shape)`` observations to ``(B, *ac_shape)`` actions
-            (for example ``lambda obs: pol.mean_action(obs)``).
+            (for example ``lambda obs: targ_pol.pd.mode(targ_pol(obs))``).
     Needs ``next_obs`` and ``terminals`` from :func:`add_next_obs`.
     """
     with torch.no_grad():
