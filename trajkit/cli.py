@@ -4,6 +4,7 @@ Examples::
 
     trajkit train ppo --env CartPole-v1 --steps 50000 --seed 0 --logdir runs/ppo_s0
     trajkit train ppo --env CartPole-v1 --steps 100000 --seed 0 --logdir runs/ppo_s0 --resume
+    trajkit train sac --env Pendulum-v1 --steps 20000 --seed 0 --logdir runs/sac_s0
     trajkit eval runs/ppo_s0/checkpoint.pt --episodes 10
     trajkit plot runs/ppo_s0 runs/ppo_s1 -o curves.png
 """
