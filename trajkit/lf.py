@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from trajkit.pds import Params
+from trajkit.pds import Params, SquashedGaussianPd
 
 if TYPE_CHECKING:
     from trajkit.pols import BasePol
@@ -245,12 +245,17 @@ def sac(
     ``pol_loss``, ``qf_loss``, ``alpha_loss``, ``alpha``, ``ent`` (``-mean log pi``),
     ``td_errors: (B,)``.
     """
+    pd = pol.pd
+    if not isinstance(pd, SquashedGaussianPd):
+        raise TypeError(
+            f"the SAC loss needs a tanh-squashed Gaussian policy (SquashedGaussianPol), got {type(pol).__name__}"
+        )
     rews, next_obs, disc = _transition(batch, gamma, nstep)
     obs = batch["obs"]
-    pi_acs, llh = pol.pd.rsample_with_llh(pol(obs), generator)
+    pi_acs, llh = pd.rsample_with_llh(pol(obs), generator)
     alpha = log_alpha.detach().exp()
     with torch.no_grad():
-        next_acs, next_llh = pol.pd.rsample_with_llh(pol(next_obs), generator)
+        next_acs, next_llh = pd.rsample_with_llh(pol(next_obs), generator)
         next_q = torch.min(targ_qf1(next_obs, next_acs), targ_qf2(next_obs, next_acs))
         y = rews + disc * (next_q - alpha * next_llh)
     q1, q2 = qf1(obs, batch["acs"]), qf2(obs, batch["acs"])

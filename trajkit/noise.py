@@ -87,6 +87,9 @@ class DeterministicActionNoisePol(nn.Module):
     (for OU noise: call it at episode starts, or let a batch-shape change do it).
     """
 
+    pol: Any  # a DeterministicPol-like module: forward, to_env_ac, device
+    noise: ActionNoise
+
     def __init__(self, pol: nn.Module, noise: ActionNoise) -> None:
         super().__init__()
         self.pol, self.noise = pol, noise

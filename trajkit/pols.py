@@ -344,6 +344,8 @@ class ArgmaxQfPol(BasePol):
     ``{"mean": greedy action}`` (float), a point mass, never a torch distribution.
     """
 
+    qf: Any  # a module with max(obs, generator) -> (q, acs)
+
     def __init__(self, ob_space: gym.Space, ac_space: gym.Space, qf: nn.Module, *, epsilon: float = 0.1) -> None:
         super().__init__(ob_space, ac_space)
         if not isinstance(ac_space, gym.spaces.Discrete | gym.spaces.Box):

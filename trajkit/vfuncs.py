@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import torch
 from torch import nn
@@ -100,6 +102,8 @@ class CEMDeterministicSAVfunc(DeterministicSAVfunc):
     action seen. Actions are in the policy's ``[-1, 1]`` space (rescale with
     ``pols.box_to_env``).
     """
+
+    ac_space: Any
 
     def __init__(
         self,

@@ -9,6 +9,8 @@ batch, find ``a' = CEM-argmax_a targ_qf1(s', a)``, minimize the twin critics'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from trajkit import lf
@@ -23,13 +25,16 @@ from trajkit.algos.common import (
     stack_losses,
 )
 
+if TYPE_CHECKING:
+    from trajkit.vfuncs import CEMDeterministicSAVfunc
+
 
 def train(
     *,
     traj: BatchSource,
     qf1: torch.nn.Module,
     qf2: torch.nn.Module,
-    targ_qf1: torch.nn.Module,
+    targ_qf1: CEMDeterministicSAVfunc,
     targ_qf2: torch.nn.Module,
     optim_qf: torch.optim.Optimizer,
     num_steps: int,

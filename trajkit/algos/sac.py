@@ -21,6 +21,7 @@ from trajkit.algos.common import (
     require_transitions,
     stack_losses,
 )
+from trajkit.pols import flat_dim
 
 if TYPE_CHECKING:
     from trajkit.pols import BasePol
@@ -66,7 +67,7 @@ def train(
     require_transitions(traj, nstep)
     g = as_generator(generator)
     if target_ent is None:
-        target_ent = -float(pol.ac_dim)
+        target_ent = -float(flat_dim(pol.ac_space))
     targ, src = polyak_tensors(targ_qf1, targ_qf2), polyak_tensors(qf1, qf2)
     optims = [o for o in (optim_qf, optim_pol, optim_alpha) if o is not None]
     names = ("pol_loss", "qf_loss", "alpha_loss", "alpha", "q1_mean", "ent")
