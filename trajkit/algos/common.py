@@ -144,3 +144,31 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
     if float(var) == 0.0:
         return float("nan")
     return float(1.0 - (target - pred).var() / var)
+
+
+def fit_vf(
+    *,
+    traj: Traj,
+    vf: torch.nn.Module,
+    optim_vf: torch.optim.Optimizer,
+    epoch: int,
+    batch_size: int,
+    max_grad_norm: float | None,
+    generator: torch.Generator | None,
+) -> list[float]:
+    """``epoch`` passes of value regression (``lf.monte_carlo`` on ``rets``) in minibatches.
+
+    Returns the step-weighted mean loss of each pass. Used by the algorithms that fit
+    the value function after the policy step (TRPO, VPG).
+    """
+    from trajkit import lf  # algos depend on lf; imported here to keep this module's imports light
+
+    losses = []
+    for _ in range(epoch):
+        total, n = 0.0, 0
+        for batch in traj.iterate(batch_size, epoch=1, shuffle=True, generator=generator):
+            vf_loss, _ = lf.monte_carlo(vf, batch)
+            step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
+            total, n = total + float(vf_loss.detach()) * len(batch["obs"]), n + len(batch["obs"])
+        losses.append(total / n)
+    return losses

@@ -17,7 +17,7 @@ import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from trajkit import lf
-from trajkit.algos.common import TrainResult, as_generator, explained_variance, require, step
+from trajkit.algos.common import TrainResult, as_generator, explained_variance, fit_vf, require
 from trajkit.traj import Traj
 
 if TYPE_CHECKING:
@@ -95,14 +95,9 @@ def train(
     result = TrainResult()
     result.append(pol_loss=loss)
     result.append(pol_loss=new_loss)
-    g = as_generator(generator)
-    for _ in range(vf_epoch):
-        total, n = 0.0, 0
-        for batch in traj.iterate(vf_batch_size, epoch=1, shuffle=True, generator=g):
-            vf_loss, _ = lf.monte_carlo(vf, batch)
-            step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
-            total, n = total + float(vf_loss.detach()) * len(batch["obs"]), n + len(batch["obs"])
-        result.append(vf_loss=total / n)
+    vf_losses = fit_vf(traj=traj, vf=vf, optim_vf=optim_vf, epoch=vf_epoch, batch_size=vf_batch_size,
+                       max_grad_norm=max_grad_norm, generator=as_generator(generator))
+    result.losses["vf_loss"] = vf_losses
     with torch.no_grad():
         ent = float(pol.pd.ent(pol(full["obs"])).mean())
     result.diagnostics.update(kl=kl, step_frac=accepted, ent=ent)
