@@ -39,7 +39,7 @@ def run_trajkit(algo: str, seed: int, hidden: list[int] | None, out: str, steps:
     mod, env, default_steps, _ = SUITE[algo]
     steps = steps or default_steps
     argv = ["--seed", str(seed), "--env", env, "--steps", str(steps), "--no-progress",
-            "--log", os.path.join(out, f"{algo}_s{seed}.csv")]
+            "--logdir", os.path.join(out, f"{algo}_s{seed}")]
     if hidden:
         argv += ["--hidden", *map(str, hidden)]
     return mod.run(mod.parse_args(argv))["eval_mean"]
@@ -74,7 +74,8 @@ def run_sb3(algo: str, seed: int, hidden: list[int] | None, steps: int | None) -
         if a.lr_decay:
             kw["learning_rate"] = lambda progress_remaining: a.lr * progress_remaining
         model = DQN("MlpPolicy", env, train_freq=a.train_freq, gradient_steps=int(a.train_freq * a.grad_ratio),
-                    target_update_interval=interval, tau=a.tau, exploration_fraction=a.exploration_steps / steps,
+                    target_update_interval=interval, tau=a.tau, n_steps=a.nstep,
+                    exploration_fraction=a.exploration_steps / steps,
                     exploration_final_eps=a.eps_end, **kw)
     model.learn(total_timesteps=steps)
     eval_env = gym.make(env_id)
