@@ -1,12 +1,10 @@
-"""Plumbing shared by the example scripts: model builders, CSV logging, a progress bar.
+"""Plumbing shared by the example scripts: model builders and a uniform warm-up policy.
 
 Kept apart so each ``run_*.py`` reads top to bottom as the algorithm itself.
 """
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,53 +38,6 @@ def build_pol_vf(
                              obs_normalizer=norm)
     vf = tk.DeterministicSVfunc(ob_space, tk.nets.mlp(obs_dim, 1, hidden), obs_normalizer=norm)
     return pol, vf
-
-
-class CsvLog:
-    """Appends one row per iteration to ``path`` (columns fixed by the first row)."""
-
-    def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._file = open(path, "w", newline="")
-        self._writer: csv.DictWriter | None = None
-
-    def write(self, row: dict[str, Any]) -> None:
-        if self._writer is None:
-            self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="ignore")
-            self._writer.writeheader()
-        self._writer.writerow(row)
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def progress(total: int, desc: str, disable: bool = False) -> Any:
-    """A tqdm bar over env steps, or a silent stand-in when tqdm is not installed (or ``disable``)."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    if disable:
-        return _NoBar()
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kw: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def returns_of(epis: Sequence[dict[str, Any]]) -> np.ndarray:
-    """Undiscounted return of each *complete* episode (cut-off episodes excluded), or all if none is complete."""
-    done = [e for e in epis if not e.get("sampler_cut", False)]
-    return np.array([float(np.sum(e["rews"])) for e in (done or epis)])
 
 
 class UniformPol(tk.RandomPol):

@@ -1,14 +1,15 @@
 """DDPG, optionally with prioritized replay, with trajkit, top to bottom.
 
     python examples/run_ddpg.py                         # Pendulum-v1, 20k steps
-    python examples/run_ddpg.py --prioritized --beta 0.4 --seed 1 --log runs/ddpg_per_s1.csv
+    python examples/run_ddpg.py --prioritized --beta 0.4 --seed 1 --logdir runs/ddpg_per_s1
     python examples/run_ddpg.py --noise ou              # Ornstein-Uhlenbeck exploration
 
 Each iteration: sample ``--steps-per-iter`` env steps with the deterministic policy plus
 exploration noise (uniformly random actions until ``--learning-starts``), add them to
 the (prioritized) replay buffer, then take ``--grad-ratio`` gradient steps per new env
 step with ``ddpg.train``, which also refreshes the priorities of the steps it drew.
-Writes a CSV of per-iteration returns to ``--log`` and prints a deterministic evaluation.
+Logs every iteration to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``)
+and prints a deterministic evaluation.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import time
 
 import numpy as np
 import torch
-from _common import CsvLog, UniformPol, progress, returns_of
+from _common import UniformPol
 
 import trajkit as tk
 from trajkit import ef, nets
 from trajkit.algos import ddpg
+from trajkit.logger import Logger, progress_bar
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,8 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tau", type=float, default=0.005)
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--log", default="runs/ddpg.csv")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logdir", default="runs/ddpg", help="progress.csv and tb/ (TensorBoard) go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     return p.parse_args(argv)
 
 
@@ -78,10 +80,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     else:
         buf = tk.ReplayBuffer(args.buffer_size)
     gen = torch.Generator().manual_seed(args.seed)
-    log = CsvLog(args.log)
-    bar = progress(args.steps, "ddpg", disable=args.no_progress)
+    bar = progress_bar(args.steps, enabled=not args.no_progress)
+    logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
-    steps, it, start = 0, 0, time.time()
+    steps, it, n_epis, start = 0, 0, 0, time.time()
     with tk.EpiSampler(env, explore_pol, seed=args.seed) as sampler:
         while steps < args.steps:
             behaviour = random_pol if steps < args.learning_starts else explore_pol
@@ -91,20 +93,19 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             buf.add(traj)
             steps += traj.num_step
             it += 1
-            row = {"iter": it, "steps": steps, "return_mean": returns_of(epis).mean(), "time": time.time() - start,
-                   **dict.fromkeys(("qf_loss", "pol_loss", "q_mean", "td_abs"), float("nan"))}
+            result = None
             if steps >= args.learning_starts:
                 result = ddpg.train(
                     traj=buf, pol=pol, qf=qf, targ_pol=targ_pol, targ_qf=targ_qf, optim_pol=optim_pol,
                     optim_qf=optim_qf, num_steps=int(traj.num_step * args.grad_ratio), batch_size=args.batch_size,
                     gamma=args.gamma, tau=args.tau, beta=args.beta, generator=gen,
                 )
-                row.update(result.diagnostics)
-            log.write(row)
+            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
+            n_epis += len(done)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
             bar.update(traj.num_step)
-            bar.set_postfix(ret=f"{row['return_mean']:.1f}")
     bar.close()
-    log.close()
+    logger.close()
 
     train_time = time.time() - start
     eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)

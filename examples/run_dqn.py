@@ -1,7 +1,7 @@
 """Double DQN with dueling heads (optionally prioritized replay) with trajkit, top to bottom.
 
     python examples/run_dqn.py                          # CartPole-v1, 100k steps
-    python examples/run_dqn.py --prioritized --beta 0.4 --seed 1 --log runs/dqn_per_s1.csv
+    python examples/run_dqn.py --prioritized --beta 0.4 --seed 1 --logdir runs/dqn_per_s1
 
 Whole episodes are sampled with an epsilon-greedy ``ArgmaxQfPol`` (epsilon decays
 linearly from 1 to ``--eps-end`` over ``--exploration-steps``). Once ``--train-freq``
@@ -12,8 +12,9 @@ gradient step; the learning rate decays linearly to 0.
 (The rl-zoo recipe's lr 2.3e-3 with a target copy per training phase,
 ``--lr 2.3e-3 --batch-size 64 --tau 1 --target-update-interval 0 --no-lr-decay --nstep 1``,
 reaches 500 and then collapses, in trajkit and in stable-baselines3 alike; one-step targets
-with the softer settings still collapse on some seeds.) Writes a CSV of
-per-iteration returns to ``--log`` and prints a greedy evaluation at the end.
+with the softer settings still collapse on some seeds.) Logs every iteration to
+``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``) and prints a greedy
+evaluation at the end.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ import time
 
 import numpy as np
 import torch
-from _common import CsvLog, progress, returns_of
 
 import trajkit as tk
 from trajkit import ef, nets
 from trajkit.algos import dqn
+from trajkit.logger import Logger, progress_bar
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--nstep", type=int, default=3, help="n-step return targets (1: one-step)")
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--log", default="runs/dqn.csv")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logdir", default="runs/dqn", help="progress.csv and tb/ (TensorBoard) go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     return p.parse_args(argv)
 
 
@@ -85,10 +86,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     else:
         buf = tk.ReplayBuffer(args.buffer_size)
     gen = torch.Generator().manual_seed(args.seed)
-    log = CsvLog(args.log)
-    bar = progress(args.steps, "dqn", disable=args.no_progress)
+    bar = progress_bar(args.steps, enabled=not args.no_progress)
+    logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
-    steps, it, pending, start = 0, 0, 0, time.time()
+    steps, it, n_epis, pending, start = 0, 0, 0, 0, time.time()
     result = None
     with tk.EpiSampler(env, pol, seed=args.seed) as sampler:
         while steps < args.steps:
@@ -113,15 +114,13 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                     beta=args.beta, nstep=args.nstep > 1, generator=gen,
                 )
                 pending = 0
-            row = {"iter": it, "steps": steps, "return_mean": returns_of(epis).mean(), "epsilon": pol.epsilon,
-                   "time": time.time() - start, **dict.fromkeys(("qf_loss", "q_mean", "td_abs"), float("nan"))}
-            if result is not None:
-                row.update(result.diagnostics)
-            log.write(row)
+            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
+            n_epis += len(done)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result,
+                                 extra={"epsilon": pol.epsilon})
             bar.update(traj.num_step)
-            bar.set_postfix(ret=f"{row['return_mean']:.1f}", eps=f"{pol.epsilon:.2f}")
     bar.close()
-    log.close()
+    logger.close()
 
     train_time = time.time() - start
     eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)

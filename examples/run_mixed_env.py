@@ -9,8 +9,9 @@ Each iteration: each sampler collects its share of steps in its own env; each ba
 episodes becomes its own Traj and goes through the estimator chain on its own (values,
 returns and advantages never cross an episode, let alone an env); then the two Trajs
 are concatenated with ``tk.concat`` and PPO trains on the union. The two envs must
-share observation and action spaces (Humanoid and HumanoidFlagrun do). Writes one CSV
-row per iteration with each env's mean return.
+share observation and action spaces (Humanoid and HumanoidFlagrun do). Logs every
+iteration, with each env's mean return (``return_a``, ``return_b``), to ``--logdir``
+(``progress.csv``, TensorBoard events in ``tb/``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import time
 
 import numpy as np
 import torch
-from _common import CsvLog, build_pol_vf, progress, returns_of
+from _common import build_pol_vf
 
 import trajkit as tk
 from trajkit import ef
 from trajkit.algos import ppo_clip
+from trajkit.logger import Logger, progress_bar, return_stats
 
 SMALL = ("Pendulum-v1", '{"g": 10.0}', "Pendulum-v1", '{"g": 4.0}')
 
@@ -50,8 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clip-param", type=float, default=0.2)
     p.add_argument("--max-grad-norm", type=float, default=0.5)
     p.add_argument("--obs-norm", action="store_true", help="running observation normalization (shared)")
-    p.add_argument("--log", default="runs/mixed_env.csv")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logdir", default="runs/mixed_env", help="progress.csv and tb/ (TensorBoard) go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     args = p.parse_args(argv)
     if args.small:
         args.env_a, args.env_a_kwargs, args.env_b, args.env_b_kwargs = SMALL
@@ -91,10 +93,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     optim_pol = torch.optim.Adam(pol.parameters(), args.lr)
     optim_vf = torch.optim.Adam(vf.parameters(), args.lr)
     gen = torch.Generator().manual_seed(args.seed)
-    log = CsvLog(args.log)
-    bar = progress(args.steps, "mixed ppo", disable=args.no_progress)
+    bar = progress_bar(args.steps, enabled=not args.no_progress)
+    logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
-    steps, it, start = 0, 0, time.time()
+    steps, it, n_epis, start = 0, 0, 0, time.time()
     ret_a = ret_b = float("nan")
     opts = {"num_parallel": args.num_parallel, "backend": args.backend}
     with tk.EpiSampler(env_a, pol, seed=2 * args.seed, **opts) as sampler_a, \
@@ -118,14 +120,16 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
             steps += traj.num_step
             it += 1
-            ret_a, ret_b = float(returns_of(epis_a).mean()), float(returns_of(epis_b).mean())
-            log.write({"iter": it, "steps": steps, "return_a": ret_a, "return_b": ret_b,
-                       "epis_a": traj_a.num_epi, "epis_b": traj_b.num_epi, "time": time.time() - start,
-                       **result.summary()})
+            done_a = [e for e in epis_a if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
+            done_b = [e for e in epis_b if not e["sampler_cut"]]
+            ret_a, ret_b = return_stats(done_a)["return_mean"], return_stats(done_b)["return_mean"]
+            n_epis += len(done_a) + len(done_b)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done_a + done_b, result=result,
+                                 extra={"return_a": ret_a, "return_b": ret_b,
+                                        "epis_a": traj_a.num_epi, "epis_b": traj_b.num_epi})
             bar.update(traj.num_step)
-            bar.set_postfix(a=f"{ret_a:.1f}", b=f"{ret_b:.1f}")
     bar.close()
-    log.close()
+    logger.close()
     env_a.close()
     env_b.close()
     print(f"steps {steps}, {time.time() - start:.0f}s; last mean returns: {args.env_a} {ret_a:.1f}, "

@@ -1,7 +1,7 @@
 """PPO and SAC updating one policy (machina's on/off-policy combination), top to bottom.
 
     python examples/run_ppo_sac.py                      # Pendulum-v1, 20k steps
-    python examples/run_ppo_sac.py --no-sac --log runs/ppo_only.csv   # the same loop, PPO alone
+    python examples/run_ppo_sac.py --no-sac --logdir runs/ppo_only    # the same loop, PPO alone
 
 Each iteration samples ``--steps-per-iter`` env steps with the policy, then
 
@@ -10,8 +10,9 @@ Each iteration samples ``--steps-per-iter`` env steps with the policy, then
 
 Both update the same ``SquashedGaussianPol`` (each with its own optimizer), so SAC
 reuses all past data while PPO follows the newest. ``--no-sac`` skips step 2 for the
-PPO-only baseline at equal env steps. Writes a CSV of per-iteration returns to ``--log``
-and prints a deterministic evaluation at the end.
+PPO-only baseline at equal env steps. Logs every iteration (SAC's losses, PPO's as
+``ppo_*``) to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``) and prints
+a deterministic evaluation at the end.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import time
 
 import numpy as np
 import torch
-from _common import CsvLog, progress, returns_of
 
 import trajkit as tk
 from trajkit import ef, nets
 from trajkit.algos import ppo_clip, sac
+from trajkit.logger import Logger, progress_bar
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,8 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tau", type=float, default=0.005)
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--log", default="runs/ppo_sac.csv")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logdir", default="runs/ppo_sac", help="progress.csv and tb/ (TensorBoard) go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     return p.parse_args(argv)
 
 
@@ -77,10 +78,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     optim_alpha = torch.optim.Adam([log_alpha], args.sac_lr)
     buf = tk.ReplayBuffer(args.buffer_size, keys=["obs", "acs", "rews"])
     gen = torch.Generator().manual_seed(args.seed)
-    log = CsvLog(args.log)
-    bar = progress(args.steps, "ppo+sac" if not args.no_sac else "ppo", disable=args.no_progress)
+    bar = progress_bar(args.steps, enabled=not args.no_progress)
+    logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
-    steps, it, start = 0, 0, time.time()
+    steps, it, n_epis, start = 0, 0, 0, time.time()
     with tk.EpiSampler(env, pol, seed=args.seed) as sampler:
         while steps < args.steps:
             epis = sampler.sample(pol, max_steps=min(args.steps_per_iter, args.steps - steps))
@@ -96,9 +97,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
             # 2. off-policy: SAC on every step so far
             buf.add(ef.add_next_obs(traj))
-            row = {"iter": it + 1, "steps": steps + traj.num_step, "return_mean": returns_of(epis).mean(),
-                   "time": time.time() - start, "ppo_kl": ppo.diagnostics["kl"], "alpha": float("nan"),
-                   "qf_loss": float("nan")}
+            result = None
             if not args.no_sac:
                 result = sac.train(
                     traj=buf, pol=pol, qf1=qf1, qf2=qf2, targ_qf1=targ_qf1, targ_qf2=targ_qf2,
@@ -106,14 +105,15 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                     num_steps=int(traj.num_step * args.grad_ratio), batch_size=args.sac_batch_size,
                     gamma=args.gamma, tau=args.tau, generator=gen,
                 )
-                row.update(alpha=result.diagnostics["alpha"], qf_loss=result.diagnostics["qf_loss"])
             steps += traj.num_step
             it += 1
-            log.write(row)
+            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
+            n_epis += len(done)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result,
+                                 extra={f"ppo_{k}": v for k, v in ppo.summary().items()})
             bar.update(traj.num_step)
-            bar.set_postfix(ret=f"{row['return_mean']:.1f}")
     bar.close()
-    log.close()
+    logger.close()
 
     train_time = time.time() - start
     eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)

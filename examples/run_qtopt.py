@@ -7,8 +7,8 @@ There is no actor: ``ArgmaxQfPol(qf1)`` acts with the action CEM finds for ``qf1
 (epsilon-greedy with uniform random actions). Each iteration samples
 ``--steps-per-iter`` env steps, adds them to the replay buffer and takes
 ``--grad-ratio`` gradient steps per new env step with ``qtopt.train`` (clipped double Q
-towards the CEM-maximized target). Writes a CSV of per-iteration returns to ``--log``
-and prints a greedy evaluation at the end.
+towards the CEM-maximized target). Logs every iteration to ``--logdir``
+(``progress.csv``, TensorBoard events in ``tb/``) and prints a greedy evaluation at the end.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import time
 
 import numpy as np
 import torch
-from _common import CsvLog, progress, returns_of
 
 import trajkit as tk
 from trajkit import ef, nets
 from trajkit.algos import qtopt
+from trajkit.logger import Logger, progress_bar
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,8 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tau", type=float, default=0.005)
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--log", default="runs/qtopt.csv")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logdir", default="runs/qtopt", help="progress.csv and tb/ (TensorBoard) go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     return p.parse_args(argv)
 
 
@@ -69,10 +69,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     pol = tk.ArgmaxQfPol(ob, ac, qf1, epsilon=1.0)  # all random until learning starts
     buf = tk.ReplayBuffer(args.buffer_size)
     gen = torch.Generator().manual_seed(args.seed)
-    log = CsvLog(args.log)
-    bar = progress(args.steps, "qtopt", disable=args.no_progress)
+    bar = progress_bar(args.steps, enabled=not args.no_progress)
+    logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
-    steps, it, start = 0, 0, time.time()
+    steps, it, n_epis, start = 0, 0, 0, time.time()
     with tk.EpiSampler(env, pol, seed=args.seed) as sampler:
         while steps < args.steps:
             pol.epsilon = 1.0 if steps < args.learning_starts else args.epsilon
@@ -81,20 +81,19 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             buf.add(traj)
             steps += traj.num_step
             it += 1
-            row = {"iter": it, "steps": steps, "return_mean": returns_of(epis).mean(), "time": time.time() - start,
-                   **dict.fromkeys(("qf_loss", "q1_mean", "td_abs"), float("nan"))}
+            result = None
             if steps >= args.learning_starts:
                 result = qtopt.train(
                     traj=buf, qf1=qf1, qf2=qf2, targ_qf1=targ_qf1, targ_qf2=targ_qf2, optim_qf=optim_qf,
                     num_steps=int(traj.num_step * args.grad_ratio), batch_size=args.batch_size,
                     gamma=args.gamma, tau=args.tau, generator=gen,
                 )
-                row.update(result.diagnostics)
-            log.write(row)
+            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
+            n_epis += len(done)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
             bar.update(traj.num_step)
-            bar.set_postfix(ret=f"{row['return_mean']:.1f}")
     bar.close()
-    log.close()
+    logger.close()
 
     train_time = time.time() - start
     eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)

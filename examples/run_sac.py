@@ -1,12 +1,13 @@
 """SAC (twin critics, tanh-squashed Gaussian, automatic temperature) with trajkit, top to bottom.
 
     python examples/run_sac.py                        # Pendulum-v1, 20k steps
-    python examples/run_sac.py --env Pendulum-v1 --steps 20000 --seed 1 --log runs/sac_s1.csv
+    python examples/run_sac.py --env Pendulum-v1 --steps 20000 --seed 1 --logdir runs/sac_s1
 
 Each iteration: sample ``--steps-per-iter`` env steps (random actions until
 ``--learning-starts``), add them to the replay buffer, then take ``--grad-ratio``
-gradient steps per new env step with ``sac.train`` on the whole buffer. Writes a CSV of
-per-iteration returns to ``--log`` and prints a deterministic evaluation at the end.
+gradient steps per new env step with ``sac.train`` on the whole buffer. Logs every
+iteration to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``) and prints a
+deterministic evaluation at the end.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import time
 
 import numpy as np
 import torch
-from _common import CsvLog, UniformPol, progress, returns_of
+from _common import UniformPol
 
 import trajkit as tk
 from trajkit import ef, nets
 from trajkit.algos import sac
+from trajkit.logger import Logger, progress_bar
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,8 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tau", type=float, default=0.005)
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--log", default="runs/sac.csv")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logdir", default="runs/sac", help="progress.csv and tb/ (TensorBoard) go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     return p.parse_args(argv)
 
 
@@ -66,10 +68,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     buf = tk.ReplayBuffer(args.buffer_size)
     random_pol = UniformPol(pol)  # warm-up actions in the policy's [-1, 1] space
     gen = torch.Generator().manual_seed(args.seed)
-    log = CsvLog(args.log)
-    bar = progress(args.steps, "sac", disable=args.no_progress)
+    bar = progress_bar(args.steps, enabled=not args.no_progress)
+    logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
-    steps, it, start = 0, 0, time.time()
+    steps, it, n_epis, start = 0, 0, 0, time.time()
     with tk.EpiSampler(env, pol, seed=args.seed) as sampler:
         while steps < args.steps:
             behaviour = random_pol if steps < args.learning_starts else pol
@@ -78,8 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             buf.add(traj)
             steps += traj.num_step
             it += 1
-            row = {"iter": it, "steps": steps, "return_mean": returns_of(epis).mean(), "time": time.time() - start,
-                   **dict.fromkeys(("qf_loss", "pol_loss", "alpha", "q1_mean", "ent", "td_abs"), float("nan"))}
+            result = None
             if steps >= args.learning_starts:
                 result = sac.train(
                     traj=buf, pol=pol, qf1=qf1, qf2=qf2, targ_qf1=targ_qf1, targ_qf2=targ_qf2,
@@ -87,12 +88,12 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                     num_steps=int(traj.num_step * args.grad_ratio), batch_size=args.batch_size,
                     gamma=args.gamma, tau=args.tau, generator=gen,
                 )
-                row.update(result.diagnostics)
-            log.write(row)
+            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
+            n_epis += len(done)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
             bar.update(traj.num_step)
-            bar.set_postfix(ret=f"{row['return_mean']:.1f}", alpha=f"{log_alpha.exp().item():.3f}")
     bar.close()
-    log.close()
+    logger.close()
 
     train_time = time.time() - start
     eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)

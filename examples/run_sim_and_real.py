@@ -13,8 +13,10 @@ With ``--port`` it connects to a running server; the token comes from the
 Each iteration: the simulator sampler (any number of workers) and the real sampler (in
 process: one robot, one episode at a time) collect their steps; each batch becomes its
 own Traj through the estimator chain; ``tk.concat`` joins them and PPO trains on the
-union. A dropped connection ends the real episode as truncated and the next episode
-reconnects; an unreachable server stops the run with a clear error.
+union. Every iteration is logged, with each source's mean return (``return_sim``,
+``return_real``), to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``). A
+dropped connection ends the real episode as truncated and the next episode reconnects;
+an unreachable server stops the run with a clear error.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import sys
 import time
 
 import torch
-from _common import CsvLog, build_pol_vf, progress, returns_of
+from _common import build_pol_vf
 
 import trajkit as tk
 from trajkit import ef
 from trajkit.algos import ppo_clip
+from trajkit.logger import Logger, progress_bar, return_stats
 
 TOKEN_VAR = "TRAJKIT_ENV_TOKEN"
 
@@ -58,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gamma", type=float, default=0.9)
     p.add_argument("--lam", type=float, default=0.95)
     p.add_argument("--clip-param", type=float, default=0.2)
-    p.add_argument("--log", default="runs/sim_and_real.csv")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logdir", default="runs/sim_and_real", help="progress.csv and tb/ (TensorBoard) go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     return p.parse_args(argv)
 
 
@@ -100,9 +103,9 @@ def train(args: argparse.Namespace, real_env: tk.envs.RemoteEnv) -> dict[str, fl
     optim_pol = torch.optim.Adam(pol.parameters(), args.lr)
     optim_vf = torch.optim.Adam(vf.parameters(), args.lr)
     gen = torch.Generator().manual_seed(args.seed)
-    log = CsvLog(args.log)
-    bar = progress(args.steps, "sim+real ppo", disable=args.no_progress)
-    steps, it, start = 0, 0, time.time()
+    bar = progress_bar(args.steps, enabled=not args.no_progress)
+    logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
+    steps, it, n_epis, start = 0, 0, 0, time.time()
     ret_sim = ret_real = float("nan")
     with tk.EpiSampler(sim_env, pol, num_parallel=args.num_parallel, seed=2 * args.seed) as sim_sampler, \
             tk.EpiSampler(real, pol, seed=2 * args.seed + 1) as real_sampler:
@@ -121,14 +124,16 @@ def train(args: argparse.Namespace, real_env: tk.envs.RemoteEnv) -> dict[str, fl
 
             steps += traj.num_step
             it += 1
-            ret_sim, ret_real = float(returns_of(epis_sim).mean()), float(returns_of(epis_real).mean())
-            log.write({"iter": it, "steps": steps, "return_sim": ret_sim, "return_real": ret_real,
-                       "steps_real": sum(len(e["rews"]) for e in epis_real),
-                       "time": time.time() - start, **result.summary()})
+            done_sim = [e for e in epis_sim if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
+            done_real = [e for e in epis_real if not e["sampler_cut"]]
+            ret_sim, ret_real = return_stats(done_sim)["return_mean"], return_stats(done_real)["return_mean"]
+            n_epis += len(done_sim) + len(done_real)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done_sim + done_real,
+                                 result=result, extra={"return_sim": ret_sim, "return_real": ret_real,
+                                                       "steps_real": sum(len(e["rews"]) for e in epis_real)})
             bar.update(traj.num_step)
-            bar.set_postfix(sim=f"{ret_sim:.0f}", real=f"{ret_real:.0f}")
     bar.close()
-    log.close()
+    logger.close()
     sim_env.close()
     print(f"steps {steps}, {time.time() - start:.0f}s; last mean returns: sim {ret_sim:.1f}, real {ret_real:.1f}")
     return {"steps": steps, "return_sim": ret_sim, "return_real": ret_real}

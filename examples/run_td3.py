@@ -1,13 +1,13 @@
 """TD3 (twin critics, delayed actor, target smoothing) with trajkit, top to bottom.
 
     python examples/run_td3.py                        # Pendulum-v1, 20k steps
-    python examples/run_td3.py --seed 1 --log runs/td3_s1.csv
+    python examples/run_td3.py --seed 1 --logdir runs/td3_s1
 
 Each iteration: sample ``--steps-per-iter`` env steps with the deterministic policy plus
 Gaussian exploration noise (uniformly random actions until ``--learning-starts``), add
 them to the replay buffer, then take ``--grad-ratio`` gradient steps per new env step
-with ``td3.train``. Writes a CSV of per-iteration returns to ``--log`` and prints a
-deterministic evaluation at the end.
+with ``td3.train``. Logs every iteration to ``--logdir`` (``progress.csv``, TensorBoard
+events in ``tb/``) and prints a deterministic evaluation at the end.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import time
 
 import numpy as np
 import torch
-from _common import CsvLog, UniformPol, progress, returns_of
+from _common import UniformPol
 
 import trajkit as tk
 from trajkit import ef, nets
 from trajkit.algos import td3
+from trajkit.logger import Logger, progress_bar
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,8 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--policy-delay", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--log", default="runs/td3.csv")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logdir", default="runs/td3", help="progress.csv and tb/ (TensorBoard) go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     return p.parse_args(argv)
 
 
@@ -68,10 +69,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     random_pol = UniformPol(pol)  # warm-up actions in the policy's [-1, 1] space
     buf = tk.ReplayBuffer(args.buffer_size)
     gen = torch.Generator().manual_seed(args.seed)
-    log = CsvLog(args.log)
-    bar = progress(args.steps, "td3", disable=args.no_progress)
+    bar = progress_bar(args.steps, enabled=not args.no_progress)
+    logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
-    steps, it, start = 0, 0, time.time()
+    steps, it, n_epis, start = 0, 0, 0, time.time()
     with tk.EpiSampler(env, explore_pol, seed=args.seed) as sampler:
         while steps < args.steps:
             behaviour = random_pol if steps < args.learning_starts else explore_pol
@@ -80,8 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             buf.add(traj)
             steps += traj.num_step
             it += 1
-            row = {"iter": it, "steps": steps, "return_mean": returns_of(epis).mean(), "time": time.time() - start,
-                   **dict.fromkeys(("qf_loss", "pol_loss", "q1_mean", "td_abs"), float("nan"))}
+            result = None
             if steps >= args.learning_starts:
                 result = td3.train(
                     traj=buf, pol=pol, qf1=qf1, qf2=qf2, targ_pol=targ_pol, targ_qf1=targ_qf1, targ_qf2=targ_qf2,
@@ -89,12 +89,12 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                     batch_size=args.batch_size, gamma=args.gamma, tau=args.tau, policy_delay=args.policy_delay,
                     generator=gen,
                 )
-                row.update(result.diagnostics)
-            log.write(row)
+            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
+            n_epis += len(done)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
             bar.update(traj.num_step)
-            bar.set_postfix(ret=f"{row['return_mean']:.1f}")
     bar.close()
-    log.close()
+    logger.close()
 
     train_time = time.time() - start
     eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)

@@ -4,7 +4,8 @@
     python examples/run_vpg.py --env Pendulum-v1 --steps 200000 --gamma 0.9
 
 Each iteration: sample episodes -> Traj -> estimators -> vpg.train (one policy-gradient
-step on the whole batch plus value regression). Writes a CSV of per-iteration returns.
+step on the whole batch plus value regression). Logs every iteration to ``--logdir``
+(``progress.csv``, TensorBoard events in ``tb/``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import time
 
 import numpy as np
 import torch
-from _common import CsvLog, build_pol_vf, progress, returns_of
+from _common import build_pol_vf
 
 import trajkit as tk
 from trajkit import ef
 from trajkit.algos import vpg
+from trajkit.logger import Logger, progress_bar
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,8 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lam", type=float, default=0.95)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--log", default="runs/vpg.csv")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logdir", default="runs/vpg", help="progress.csv and tb/ (TensorBoard) go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     return p.parse_args(argv)
 
 
@@ -52,10 +54,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     optim_pol = torch.optim.Adam(pol.parameters(), args.lr)
     optim_vf = torch.optim.Adam(vf.parameters(), args.vf_lr)
     gen = torch.Generator().manual_seed(args.seed)
-    log = CsvLog(args.log)
-    bar = progress(args.steps, "vpg", disable=args.no_progress)
+    bar = progress_bar(args.steps, enabled=not args.no_progress)
+    logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
-    steps, it, start = 0, 0, time.time()
+    steps, it, n_epis, start = 0, 0, 0, time.time()
     with tk.EpiSampler(env, pol, num_parallel=args.num_parallel, seed=args.seed) as sampler:
         while steps < args.steps:
             epis = sampler.sample(pol, max_steps=min(args.max_steps_per_iter, args.steps - steps))
@@ -72,13 +74,12 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
             steps += traj.num_step
             it += 1
-            rets = returns_of(epis)
-            log.write({"iter": it, "steps": steps, "return_mean": rets.mean(), "epis": traj.num_epi,
-                       "time": time.time() - start, **result.summary()})
+            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
+            n_epis += len(done)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
             bar.update(traj.num_step)
-            bar.set_postfix(ret=f"{rets.mean():.1f}", kl=f"{result.diagnostics['kl']:.4f}")
     bar.close()
-    log.close()
+    logger.close()
 
     train_time = time.time() - start
     eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from trajkit.logger import read_csv
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
 sys.path.insert(0, EXAMPLES)
 
@@ -14,17 +16,13 @@ import run_mixed_env  # noqa: E402
 import run_sim_and_real  # noqa: E402
 
 
-def _rows(path: object) -> list[list[str]]:
-    return [line.split(",") for line in open(str(path)).read().strip().splitlines()[1:]]
-
-
 def test_mixed_env_small_trains_on_both_envs(tmp_path: object) -> None:
-    log = os.path.join(str(tmp_path), "m.csv")
     out = run_mixed_env.run(run_mixed_env.parse_args(
-        ["--small", "--steps", "1000", "--max-steps-per-iter", "500", "--epoch", "2", "--no-progress", "--log", log]))
+        ["--small", "--steps", "1000", "--max-steps-per-iter", "500", "--epoch", "2", "--no-progress",
+         "--logdir", str(tmp_path)]))
     assert out["steps"] == 1000
-    rows = _rows(log)
-    assert len(rows) == 2 and all(float(r[4]) >= 1 and float(r[5]) >= 1 for r in rows)  # episodes from both envs
+    log = read_csv(os.path.join(str(tmp_path), "progress.csv"))
+    assert len(log["iteration"]) == 2 and (log["epis_a"] >= 1).all() and (log["epis_b"] >= 1).all()  # both envs
 
 
 def test_mixed_env_refuses_envs_with_different_spaces() -> None:
@@ -38,13 +36,13 @@ def test_mixed_env_runs_on_both_humanoids(tmp_path: object) -> None:
     pytest.importorskip("pybullet_envs_gymnasium")
     out = run_mixed_env.run(run_mixed_env.parse_args(
         ["--steps", "2048", "--max-steps-per-iter", "1024", "--epoch", "1", "--num-parallel", "2",
-         "--no-progress", "--log", os.path.join(str(tmp_path), "h.csv")]))
+         "--no-progress", "--logdir", str(tmp_path)]))
     assert out["steps"] == 2048
 
 
 def test_sim_and_real_runs_with_a_server_process(tmp_path: object) -> None:
-    log = os.path.join(str(tmp_path), "s.csv")
     out = run_sim_and_real.run(run_sim_and_real.parse_args(
-        ["--steps", "800", "--max-steps-per-iter", "400", "--epoch", "1", "--no-progress", "--log", log]))
+        ["--steps", "800", "--max-steps-per-iter", "400", "--epoch", "1", "--no-progress", "--logdir", str(tmp_path)]))
     assert out["steps"] == 800
-    assert all(int(r[4]) == 100 for r in _rows(log))  # a quarter of each iteration from the remote env
+    log = read_csv(os.path.join(str(tmp_path), "progress.csv"))
+    assert len(log["iteration"]) == 2 and (log["steps_real"] == 100).all()  # a quarter of each iteration is remote

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
 import pytest
 import torch
+
+from trajkit.logger import read_csv
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
 sys.path.insert(0, EXAMPLES)
@@ -25,11 +28,13 @@ def _one_thread():
 
 
 def test_ppo_cartpole_passes_200_within_small_budget(tmp_path):
-    args = run_ppo.parse_args(["--steps", "25000", "--seed", "0", "--no-progress", "--log", str(tmp_path / "p.csv")])
+    args = run_ppo.parse_args(["--steps", "25000", "--seed", "0", "--no-progress", "--logdir", str(tmp_path)])
     out = run_ppo.run(args)
     assert out["steps"] == 25000
     assert out["eval_mean"] >= 200, out
-    assert (tmp_path / "p.csv").read_text().count("\n") > 50
+    log = read_csv(tmp_path / "progress.csv")
+    assert len(log["iteration"]) == math.ceil(25000 / args.max_steps_per_iter) > 50
+    assert log["env_steps"][-1] == 25000
 
 
 @pytest.mark.parametrize(
@@ -39,16 +44,17 @@ def test_ppo_cartpole_passes_200_within_small_budget(tmp_path):
 )
 def test_onpolicy_examples_learn_cartpole_quickly(module, extra, threshold, tmp_path):
     """20k steps lift the deterministic return well above a random policy's ~20 (full runs: benchmarks/)."""
-    log = tmp_path / "log.csv"
-    args = module.parse_args([*extra, "--steps", "20000", "--seed", "0", "--no-progress", "--log", str(log)])
+    args = module.parse_args([*extra, "--steps", "20000", "--seed", "0", "--no-progress", "--logdir", str(tmp_path)])
     out = module.run(args)
     assert out["steps"] == 20000
     assert out["eval_mean"] >= threshold, out
-    assert len(log.read_text().splitlines()) > 10
+    log = read_csv(tmp_path / "progress.csv")
+    assert len(log["iteration"]) == math.ceil(20000 / args.max_steps_per_iter) > 10
+    assert log["env_steps"][-1] == 20000
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ppo_cartpole_full_bar(seed, tmp_path):
-    args = run_ppo.parse_args(["--seed", str(seed), "--no-progress", "--log", str(tmp_path / "p.csv")])
+    args = run_ppo.parse_args(["--seed", str(seed), "--no-progress", "--logdir", str(tmp_path)])
     assert run_ppo.run(args)["eval_mean"] >= 475
