@@ -688,11 +688,13 @@ def _update_dqn(
 def _update_qtopt(
     buf: ReplayBuffer, m: OffPolicyModels, hp: Mapping[str, Any], g: torch.Generator, n: int
 ) -> TrainResult:
+    targ_qf1 = m.targ_qfs[0]
+    assert isinstance(targ_qf1, CEMDeterministicSAVfunc)  # built by build_qtopt
     return qtopt.train(
         traj=buf,
         qf1=m.qfs[0],
         qf2=m.qfs[1],
-        targ_qf1=m.targ_qfs[0],
+        targ_qf1=targ_qf1,
         targ_qf2=m.targ_qfs[1],
         optim_qf=m.optim_qf,
         num_steps=n,
