@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--steps", type=int, default=100_000, help="total env steps")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     p.add_argument("--no-dueling", action="store_true", help="plain MLP head instead of a dueling one")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--batch-size", type=int, default=128)
