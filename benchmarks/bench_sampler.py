@@ -15,7 +15,8 @@ with a 64x64 MLP CategoricalPol) it measures, in one run, with the same policy:
 
 Each configuration is set up once (workers started and warmed outside the timing),
 then timed ``--reps`` times collecting ``--steps`` steps, repetitions interleaved across
-configurations; the table shows the median steps/s, the spread, and ratios to the bare
+configurations (Ray's configurations in a phase of their own, since Ray's daemons take CPU
+from whatever runs beside them); the table shows the median steps/s, the spread, and ratios to the bare
 loop and to the in-process sampler. It also prints steps per CPU-second with every
 process of a configuration counted (this one, sampler workers, Ray actors, SB3's env
 processes; Linux only): what a step costs, which stays meaningful on a busy machine.
@@ -168,8 +169,12 @@ def sb3_subproc(env_id: str, pol: torch.nn.Module, workers: int) -> Iterator[Set
         venv.close()
 
 
-def configs(env_id: str, pol: torch.nn.Module, workers: int, k: int, skip: set[str]) -> list[tuple[str, Callable]]:
-    """(name, context-manager factory) for every configuration available here."""
+def configs(
+    env_id: str, pol: torch.nn.Module, workers: int, k: int, skip: set[str], ray_only: bool = False
+) -> list[tuple[str, Callable]]:
+    """(name, context-manager factory) for every configuration available here (only Ray's with ``ray_only``)."""
+    if ray_only:
+        return [(f"ray x{workers}", lambda: sampler(env_id, pol, workers, backend="ray"))]
     out: list[tuple[str, Callable]] = [
         ("bare loop", lambda: bare_loop(env_id, pol)),
         ("in-process", lambda: sampler(env_id, pol, 1)),
@@ -192,14 +197,17 @@ def _importable(name: str) -> bool:
     return True
 
 
-def bench_env(env_id: str, steps: int, reps: int, workers: int, k: int, skip: set[str]) -> list[Result]:
+def bench_env(
+    env_id: str, steps: int, reps: int, workers: int, k: int, skip: set[str], ray_only: bool = False
+) -> list[Result]:
     """Time every configuration on one env; repetitions are interleaved across configurations."""
     torch.manual_seed(0)
     probe = tk.GymEnv(env_id)
     pol = make_pol(probe)
     probe.close()
     with contextlib.ExitStack() as stack:
-        runs = [(name, stack.enter_context(factory())) for name, factory in configs(env_id, pol, workers, k, skip)]
+        setups = configs(env_id, pol, workers, k, skip, ray_only)
+        runs = [(name, stack.enter_context(factory())) for name, factory in setups]
         results = [Result(env_id, name, [], []) for name, _ in runs]
         for rep in range(reps):  # idle workers block on their sockets, so they cost nothing meanwhile
             for (name, setup), res in zip(runs, results, strict=True):
@@ -282,15 +290,20 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"torch threads: {torch.get_num_threads()}, cpus: {os.cpu_count()}, load before: {os.getloadavg()}")
     load_before = os.getloadavg()[0]
-    if "ray" not in args.skip and _importable("ray"):
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(num_cpus=max(args.workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
+    # Ray's own daemons (raylet, GCS) use CPU while alive, so Ray is started only for its own
+    # phase, after every other configuration has been timed, and shut down afterwards.
     results = []
     for env_id in args.envs:
         steps = args.steps or DEFAULT_STEPS.get(env_id, 5000)
-        results += bench_env(env_id, steps, args.reps, args.workers, args.envs_per_worker, set(args.skip))
+        results += bench_env(env_id, steps, args.reps, args.workers, args.envs_per_worker, set(args.skip) | {"ray"})
+    if "ray" not in args.skip and _importable("ray"):
+        import ray
+
+        ray.init(num_cpus=max(args.workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
+        for env_id in args.envs:
+            steps = args.steps or DEFAULT_STEPS.get(env_id, 5000)
+            results += bench_env(env_id, steps, args.reps, args.workers, args.envs_per_worker, set(), ray_only=True)
+        ray.shutdown()
     load_after = os.getloadavg()[0]
     print_table(results)
     print(f"\nload average (1 min) before: {load_before:.2f}, after: {load_after:.2f}")

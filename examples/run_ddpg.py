@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--env", default="Pendulum-v1")
     p.add_argument("--steps", type=int, default=20_000, help="total env steps")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hidden", type=int, nargs="+", default=[400, 300])
+    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--buffer-size", type=int, default=200_000)

@@ -372,11 +372,11 @@ _PER: HParams = {"prioritized": False, "alpha": 0.6, "beta": 0.4}
 
 #: the defaults of examples/run_{sac,td3,ddpg,dqn,qtopt}.py
 OFF_POLICY_DEFAULTS: dict[str, HParams] = {
-    "sac": {**OFF_POLICY_COMMON, "buffer_size": 1_000_000},
-    "td3": {**OFF_POLICY_COMMON, "hidden": [400, 300], "gamma": 0.98, "action_noise": 0.1, "policy_delay": 2},
+    "sac": {**OFF_POLICY_COMMON, "hidden": [64, 64], "buffer_size": 1_000_000},
+    "td3": {**OFF_POLICY_COMMON, "hidden": [64, 64], "gamma": 0.98, "action_noise": 0.1, "policy_delay": 2},
     "ddpg": {
         **OFF_POLICY_COMMON,
-        "hidden": [400, 300],
+        "hidden": [64, 64],
         "gamma": 0.98,
         "noise": "gaussian",
         "action_noise": 0.1,
@@ -390,7 +390,8 @@ OFF_POLICY_DEFAULTS: dict[str, HParams] = {
         "grad_ratio": 0.5,
         "batch_size": 128,
         "buffer_size": 100_000,
-        "hidden": [64, 64],
+        "hidden": [256, 256],
+        "nstep": 3,
         "lr": 5e-4,
         "lr_decay_steps": 100_000,
         "dueling": True,
@@ -681,6 +682,7 @@ def _update_dqn(
         tau=hp["tau"],
         target_update_interval=hp["target_update_interval"] or max(1, n),  # 0: once, after the n steps
         beta=hp["beta"],
+        nstep=hp["nstep"] > 1,
         generator=g,
     )
 
@@ -995,6 +997,8 @@ def run_off_policy(spec: RunSpec) -> RunOutcome:
                 pol = behaviour_pol(models, hp, counters["env_steps"])
                 epis = _sample_iteration(sampler, pol, hp)
                 traj = ef.add_next_obs(Traj.from_epis(epis))
+                if hp.get("nstep", 1) > 1:
+                    traj = ef.compute_nstep_rets(traj, hp["gamma"], hp["nstep"])
                 buf.add(traj)
                 done = completed_epis(epis, hp["steps_per_iter"], sampler.num_parallel)
                 counters["iteration"] += 1
