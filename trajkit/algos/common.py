@@ -96,11 +96,15 @@ class TrainResult:
         return out
 
 
-def stack_losses(result: TrainResult, series: dict[str, list[torch.Tensor]]) -> None:
-    """Store per-step scalar tensors in ``result.losses`` with one conversion (no sync per step)."""
+def result_from_series(series: dict[str, list[torch.Tensor]]) -> TrainResult:
+    """A :class:`TrainResult` of per-step scalar tensors: ``losses`` hold the series (one
+    conversion, no sync per step), ``diagnostics`` the mean of each non-empty series."""
+    result = TrainResult()
     for k, v in series.items():
         if v:
-            result.losses.setdefault(k, []).extend(torch.stack([x.detach() for x in v]).tolist())
+            result.losses[k] = torch.stack([x.detach() for x in v]).tolist()
+    result.diagnostics = {k: sum(v) / len(v) for k, v in result.losses.items()}
+    return result
 
 
 def require_transitions(source: BatchSource, nstep: bool = False) -> None:

@@ -21,8 +21,8 @@ from trajkit.algos.common import (
     polyak_tensors,
     polyak_update,
     require_transitions,
+    result_from_series,
     sample_batch,
-    stack_losses,
 )
 
 if TYPE_CHECKING:
@@ -78,7 +78,5 @@ def train(
         td_abs = info["td_errors"].abs().mean()
         for k, v in (("pol_loss", pol_loss), ("qf_loss", qf_loss), ("q_mean", info["q_mean"]), ("td_abs", td_abs)):
             series[k].append(v.detach())
-    result = TrainResult()
-    stack_losses(result, series)
-    result.diagnostics = {k: sum(v) / len(v) for k, v in result.losses.items() if v}
+    result = result_from_series(series)
     return result

@@ -18,8 +18,8 @@ from trajkit.algos.common import (
     as_generator,
     polyak_update,
     require_transitions,
+    result_from_series,
     sample_batch,
-    stack_losses,
 )
 
 
@@ -76,7 +76,5 @@ def train(
         series["qf_loss"].append(loss.detach())
         series["q_mean"].append(info["q_mean"])
         series["td_abs"].append(info["td_errors"].abs().mean())
-    result = TrainResult()
-    stack_losses(result, series)
-    result.diagnostics = {k: sum(v) / len(v) for k, v in result.losses.items() if v}
+    result = result_from_series(series)
     return result

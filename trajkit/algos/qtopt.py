@@ -21,8 +21,8 @@ from trajkit.algos.common import (
     polyak_tensors,
     polyak_update,
     require_transitions,
+    result_from_series,
     sample_batch,
-    stack_losses,
 )
 
 if TYPE_CHECKING:
@@ -75,7 +75,5 @@ def train(
         series["qf_loss"].append(loss.detach())
         series["q1_mean"].append(info["q1_mean"])
         series["td_abs"].append(info["td_errors"].abs().mean())
-    result = TrainResult()
-    stack_losses(result, series)
-    result.diagnostics = {k: sum(v) / len(v) for k, v in result.losses.items() if v}
+    result = result_from_series(series)
     return result

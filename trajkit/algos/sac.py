@@ -19,7 +19,7 @@ from trajkit.algos.common import (
     polyak_tensors,
     polyak_update,
     require_transitions,
-    stack_losses,
+    result_from_series,
 )
 from trajkit.pols import flat_dim
 
@@ -84,10 +84,8 @@ def train(
         for k in names:
             series[k].append(info[k])
         series["td_abs"].append(info["td_errors"].abs().mean())
-    result = TrainResult()
     td = series.pop("td_abs")
-    stack_losses(result, series)
-    result.diagnostics = {k: sum(v) / len(v) for k, v in result.losses.items() if v}
+    result = result_from_series(series)
     if td:
         result.diagnostics["td_abs"] = float(torch.stack(td).mean())
     return result
