@@ -75,6 +75,14 @@ def box_to_env(
     return out.reshape(space.shape).astype(space.dtype)
 
 
+def obs_features(obs: torch.Tensor, obs_normalizer: nn.Module | None) -> torch.Tensor:
+    """Observations ``(B, *obs_shape)`` as the float ``(B, obs_dim)`` input of a network, normalized if asked."""
+    obs = obs.float()
+    if obs_normalizer is not None:
+        obs = obs_normalizer(obs)
+    return obs.reshape(obs.shape[0], -1)
+
+
 def _out_dim(net: nn.Module, in_dim: int) -> int:
     with torch.no_grad():
         p = next(iter(net.parameters()), None)
@@ -97,10 +105,7 @@ class BasePol(nn.Module):
         self.obs_normalizer = obs_normalizer
 
     def _features(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = obs.float()
-        if self.obs_normalizer is not None:
-            obs = self.obs_normalizer(obs)
-        return obs.reshape(obs.shape[0], -1)
+        return obs_features(obs, self.obs_normalizer)
 
     def forward(self, obs: torch.Tensor) -> Params:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -8,7 +8,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from trajkit.pols import _out_dim, flat_dim
+from trajkit.pols import _out_dim, flat_dim, obs_features
 
 
 class DeterministicSVfunc(nn.Module):
@@ -22,10 +22,7 @@ class DeterministicSVfunc(nn.Module):
         self.ob_space, self.net, self.obs_normalizer = ob_space, net, obs_normalizer
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = obs.float()
-        if self.obs_normalizer is not None:
-            obs = self.obs_normalizer(obs)
-        return self.net(obs.reshape(obs.shape[0], -1)).squeeze(-1)
+        return self.net(obs_features(obs, self.obs_normalizer)).squeeze(-1)
 
 
 class DeterministicSAVfunc(nn.Module):
@@ -51,10 +48,7 @@ class DeterministicSAVfunc(nn.Module):
         self.net, self.obs_normalizer = net, obs_normalizer
 
     def forward(self, obs: torch.Tensor, acs: torch.Tensor) -> torch.Tensor:
-        obs = obs.float()
-        if self.obs_normalizer is not None:
-            obs = self.obs_normalizer(obs)
-        x = torch.cat([obs.reshape(obs.shape[0], -1), acs.float().reshape(acs.shape[0], -1)], -1)
+        x = torch.cat([obs_features(obs, self.obs_normalizer), acs.float().reshape(acs.shape[0], -1)], -1)
         return self.net(x).squeeze(-1)
 
 
@@ -81,10 +75,7 @@ class DiscreteQfunc(nn.Module):
         self.net, self.obs_normalizer = net, obs_normalizer
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = obs.float()
-        if self.obs_normalizer is not None:
-            obs = self.obs_normalizer(obs)
-        return self.net(obs.reshape(obs.shape[0], -1))
+        return self.net(obs_features(obs, self.obs_normalizer))
 
     def max(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(max_a Q(s, a): (B,), argmax_a: (B,) int64)``; ``generator`` is unused (exact)."""
