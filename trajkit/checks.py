@@ -20,7 +20,7 @@ def _is_real(x: object) -> bool:
 
 
 def check_int(name: str, x: object, *, min_value: int | None = None) -> int:
-    """``x`` as an ``int``; TypeError for a non-integer (``16.5``, ``"3"``, ``True``), ValueError below ``min_value``."""
+    """``x`` as an ``int``; TypeError for a non-integer (``16.5``, ``"3"``, ``True``), ValueError below the minimum."""
     if not _is_int(x):
         raise TypeError(f"{name} must be an integer, got {x!r} ({type(x).__name__})")
     v = int(x)  # type: ignore[call-overload]
