@@ -3,57 +3,85 @@
 Samplers produce episodes, :class:`Traj` holds them as flat columns, estimator
 functions in :mod:`trajkit.ef` transform a Traj into a new one, and each algorithm in
 :mod:`trajkit.algos` has one ``train()`` that updates the models.
+
+Names are imported on first use, so ``import trajkit`` (and the ``trajkit`` command's
+``--help``) does not pay for torch until something needs it.
 """
 
-from trajkit import ef, lf, nets, pds
-from trajkit.buffers import PrioritizedReplayBuffer, ReplayBuffer
-from trajkit.envs import GymEnv
-from trajkit.evaluation import evaluate
-from trajkit.noise import DeterministicActionNoisePol, GaussianActionNoise, OUActionNoise
-from trajkit.normalizers import ObsNormalizer, RunningNormalizer
-from trajkit.pols import (
-    ArgmaxQfPol,
-    CategoricalPol,
-    DeterministicPol,
-    GaussianPol,
-    MultiCategoricalPol,
-    RandomPol,
-    SquashedGaussianPol,
-)
-from trajkit.samplers import EpiSampler, WorkerError
-from trajkit.traj import MissingColumnError, Traj, concat
-from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "ArgmaxQfPol",
-    "CEMDeterministicSAVfunc",
-    "DeterministicActionNoisePol",
-    "DiscreteQfunc",
-    "GaussianActionNoise",
-    "OUActionNoise",
-    "PrioritizedReplayBuffer",
-    "ReplayBuffer",
-    "SquashedGaussianPol",
-    "CategoricalPol",
-    "DeterministicPol",
-    "DeterministicSAVfunc",
-    "DeterministicSVfunc",
-    "EpiSampler",
-    "GaussianPol",
-    "GymEnv",
-    "MissingColumnError",
-    "MultiCategoricalPol",
-    "ObsNormalizer",
-    "RandomPol",
-    "RunningNormalizer",
-    "Traj",
-    "WorkerError",
-    "concat",
-    "ef",
-    "evaluate",
-    "lf",
-    "nets",
-    "pds",
-]
+__version__ = "0.2.0"
+
+#: public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "ArgmaxQfPol": "trajkit.pols",
+    "CategoricalPol": "trajkit.pols",
+    "DeterministicPol": "trajkit.pols",
+    "GaussianPol": "trajkit.pols",
+    "MultiCategoricalPol": "trajkit.pols",
+    "RandomPol": "trajkit.pols",
+    "SquashedGaussianPol": "trajkit.pols",
+    "CEMDeterministicSAVfunc": "trajkit.vfuncs",
+    "DeterministicSAVfunc": "trajkit.vfuncs",
+    "DeterministicSVfunc": "trajkit.vfuncs",
+    "DiscreteQfunc": "trajkit.vfuncs",
+    "DeterministicActionNoisePol": "trajkit.noise",
+    "GaussianActionNoise": "trajkit.noise",
+    "OUActionNoise": "trajkit.noise",
+    "ObsNormalizer": "trajkit.normalizers",
+    "RunningNormalizer": "trajkit.normalizers",
+    "PrioritizedReplayBuffer": "trajkit.buffers",
+    "ReplayBuffer": "trajkit.buffers",
+    "GymEnv": "trajkit.envs",
+    "EpiSampler": "trajkit.samplers",
+    "WorkerError": "trajkit.samplers",
+    "MissingColumnError": "trajkit.traj",
+    "Traj": "trajkit.traj",
+    "concat": "trajkit.traj",
+    "save_traj": "trajkit.io",
+    "load_traj": "trajkit.io",
+    "evaluate": "trajkit.evaluation",
+}
+_SUBMODULES = ("ef", "lf", "nets", "pds", "pols", "vfuncs", "algos", "envs", "samplers", "io", "run")
+
+if TYPE_CHECKING:
+    from trajkit import algos, ef, envs, io, lf, nets, pds, pols, run, samplers, vfuncs
+    from trajkit.buffers import PrioritizedReplayBuffer, ReplayBuffer
+    from trajkit.envs import GymEnv
+    from trajkit.evaluation import evaluate
+    from trajkit.io import load_traj, save_traj
+    from trajkit.noise import DeterministicActionNoisePol, GaussianActionNoise, OUActionNoise
+    from trajkit.normalizers import ObsNormalizer, RunningNormalizer
+    from trajkit.pols import (
+        ArgmaxQfPol,
+        CategoricalPol,
+        DeterministicPol,
+        GaussianPol,
+        MultiCategoricalPol,
+        RandomPol,
+        SquashedGaussianPol,
+    )
+    from trajkit.samplers import EpiSampler, WorkerError
+    from trajkit.traj import MissingColumnError, Traj, concat
+    from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"trajkit.{name}")
+    else:
+        raise AttributeError(f"module 'trajkit' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])
+
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
