@@ -21,12 +21,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from trajkit.run.fields import hp
+from trajkit.run.fields import ConfigError, hp
 
-PROB = {"low": 0.0, "high": 1.0}
-POS = {"low": 0.0, "low_open": True}
-NONNEG = {"low": 0.0}
-COUNT = {"low": 1}
+#: field bounds: probabilities and discounts, positive, non-negative, counts
+PROB: dict[str, Any] = {"low": 0.0, "high": 1.0}
+POS: dict[str, Any] = {"low": 0.0, "low_open": True}
+NONNEG: dict[str, Any] = {"low": 0.0}
+COUNT: dict[str, Any] = {"low": 1}
 
 
 # ---------------------------------------------------------------------------- shared by every algorithm
@@ -43,7 +44,9 @@ class RunSettings:
     seed: int = hp("seeds model initialization, the sampler and minibatch shuffling", default=0, **NONNEG)
     num_parallel: int = hp("sampler worker processes; 0 or 1 samples in this process", default=1, **NONNEG)
     device: str = hp("torch device of the models and training batches, e.g. cpu or cuda", default="cpu")
-    checkpoint_every: int = hp("save a checkpoint every this many iterations (0: only at the end)", default=10, **NONNEG)
+    checkpoint_every: int = hp(
+        "save a checkpoint every this many iterations (0: only at the end)", default=10, **NONNEG
+    )
     eval_every: int = hp(
         "deterministic evaluation every this many env steps (0: only at the end)", default=0, **NONNEG
     )
@@ -54,9 +57,12 @@ class RunSettings:
         **POS,
     )
 
+    def check(self) -> None:
+        """Raise :class:`~trajkit.run.fields.ConfigError` for settings that cannot work together."""
+
     def train_kwargs(self) -> dict[str, Any]:
         """The ``train`` fields as keyword arguments of the algorithm's ``train()``."""
-        train = getattr(self, "train")
+        train = self.train
         return {f.name: getattr(train, f.name) for f in dataclasses.fields(train)}
 
 
@@ -216,6 +222,13 @@ class OffPolicyConfig(RunSettings):
     prioritized: bool = hp("prioritized replay (sum-tree); the train fields' per_beta weighs it")
     per_alpha: float = hp("prioritized replay: priority exponent", **NONNEG)
 
+    def check(self) -> None:
+        if (self.steps_per_iter > 0) == (self.epis_per_iter > 0):
+            raise ConfigError(
+                f"{self.algo}: set exactly one of steps_per_iter and epis_per_iter above 0, "
+                f"got {self.steps_per_iter} and {self.epis_per_iter}"
+            )
+
 
 @dataclass(kw_only=True)
 class SACTrain:
@@ -349,6 +362,11 @@ class QTOptConfig(OffPolicyConfig, EpsilonGreedy):
     cem_elite: int = hp("CEM: elite actions kept per iteration", **COUNT)
     cem_iters: int = hp("CEM: iterations", **COUNT)
     train: QTOptTrain = hp("keyword arguments of qtopt.train")
+
+    def check(self) -> None:
+        super().check()
+        if self.cem_elite > self.cem_samples:
+            raise ConfigError(f"qtopt: cem_elite ({self.cem_elite}) must not exceed cem_samples ({self.cem_samples})")
 
 
 #: every algorithm config; the registry is built from this tuple

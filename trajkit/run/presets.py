@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -111,6 +112,7 @@ def from_values(algo: str, values: Mapping[str, Any]) -> RunSettings:
     values = {k: v for k, v in values.items() if k != "algo"}
     cfg = build(cls, values, algo)
     check_bounds(cfg)
+    cfg.check()
     return cfg
 
 
@@ -127,6 +129,26 @@ def resolve(algo: str, env: str, overrides: Mapping[str, Any] | None = None, **r
     values.update({k: v for k, v in run.items() if v is not None})
     values = apply_overrides(values, cls, overrides or {})
     return from_values(algo, values)
+
+
+def load_config_file(path: str | Path, overrides: Mapping[str, Any] | None = None, **run: Any) -> RunSettings:
+    """A config from a file written by ``trajkit config``, ``trajkit tune`` or a run (``config.json``).
+
+    ``run`` and ``overrides`` are applied on top, as in :func:`resolve`; the file must
+    name its ``algo`` and hold every setting (nothing is filled in from presets, so a run
+    repeats exactly).
+    """
+    p = Path(path)
+    try:
+        values = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not a YAML/JSON config file ({e})") from None
+    if not isinstance(values, dict) or not isinstance(values.get("algo"), str):
+        raise ConfigError(f"{p}: a config file is a mapping with an 'algo' entry (write one with 'trajkit config')")
+    cls = config_class(values["algo"])
+    values.update({k: v for k, v in run.items() if v is not None})
+    values = apply_overrides({k: v for k, v in values.items() if k != "algo"}, cls, overrides or {})
+    return from_values(cls.algo, values)
 
 
 def to_values(cfg: RunSettings) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""Evaluating what ``trajkit train`` left: a checkpoint file or a run directory, optionally on video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trajkit.checkpoint import load_checkpoint, read_checkpoint_data
+from trajkit.evaluation import EVAL_SEED, evaluate
+from trajkit.pols import BasePol
+from trajkit.run.fields import ConfigError
+from trajkit.run.models import build_models
+from trajkit.run.presets import from_values
+from trajkit.run.runner import env_spaces
+from trajkit.run.session import CHECKPOINT_NAME
+
+
+def checkpoint_path(path: str | Path) -> Path:
+    """``path`` itself, or the checkpoint inside a run directory."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+        if not p.exists():
+            raise FileNotFoundError(f"{path} is a directory without a {CHECKPOINT_NAME} (not a 'trajkit train' run?)")
+    return p
+
+
+def load_policy(path: str | Path, env: str | None = None) -> tuple[BasePol, dict[str, Any]]:
+    """The policy saved by ``trajkit train`` (file or run directory), rebuilt from its config, and the config."""
+    ckpt = checkpoint_path(path)
+    data = read_checkpoint_data(ckpt)
+    if "config" not in data:
+        raise ConfigError(
+            f"{ckpt} holds no run config (entries: {sorted(data)}), so its policy cannot be rebuilt: "
+            "'trajkit eval' takes checkpoints written by 'trajkit train' or the examples"
+        )
+    values = dict(data["config"])
+    cfg = from_values(values["algo"], {**values, "env": env or values["env"], "device": "cpu"})
+    models = build_models(cfg, *env_spaces(cfg.env))
+    load_checkpoint(ckpt, {"pol": models.pol}, strict=False)
+    return models.pol, values
+
+
+def recording_env(env_id: str, video_dir: str | Path) -> Any:
+    """``env_id`` rendering RGB frames, wrapped in gymnasium's ``RecordVideo`` (every episode to ``video_dir``).
+
+    Writing the files needs ``moviepy`` (the ``video`` extra: ``pip install "trajkit[video]"``).
+    """
+    import gymnasium as gym
+
+    try:
+        import moviepy  # noqa: F401
+    except ImportError:
+        raise ImportError('--video needs moviepy: pip install "trajkit[video]" (or pip install moviepy)') from None
+    from trajkit.envs import GymEnv
+
+    inner = gym.make(env_id, render_mode="rgb_array")
+    rec = gym.wrappers.RecordVideo(inner, str(video_dir), episode_trigger=lambda _: True, disable_logger=True)
+    return GymEnv(rec)
+
+
+def evaluate_run(
+    path: str | Path,
+    *,
+    env: str | None = None,
+    episodes: int = 10,
+    deterministic: bool = True,
+    seed: int = EVAL_SEED,
+    num_parallel: int = 1,
+    video_dir: str | Path | None = None,
+) -> np.ndarray:
+    """Returns ``(episodes,)`` of the policy in a checkpoint or run directory (``video_dir``: record them)."""
+    pol, config = load_policy(path, env)
+    env_id = env or config["env"]
+    target: Any = env_id if video_dir is None else recording_env(env_id, video_dir)
+    return evaluate(target, pol, num_epis=episodes, seed=seed, deterministic=deterministic,
+                    num_parallel=num_parallel if video_dir is None else 1)

@@ -1,0 +1,273 @@
+"""Model factories: the networks, policies and optimizers each algorithm trains, from its config.
+
+Every builder returns a :class:`Models`: ``train_args`` holds the models and optimizers
+under the names of the algorithm's ``train()`` keyword arguments (so the loop hands them
+over as they are), ``checkpoint`` the entries a checkpoint stores, and the policies that
+act (``pol`` for evaluation, ``explore_pol`` while learning, ``warmup_pol`` before
+learning starts).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from trajkit import nets
+from trajkit.noise import ActionNoise, DeterministicActionNoisePol, GaussianActionNoise, OUActionNoise
+from trajkit.normalizers import ObsNormalizer
+from trajkit.pols import (
+    ArgmaxQfPol,
+    BasePol,
+    CategoricalPol,
+    DeterministicPol,
+    GaussianPol,
+    MultiCategoricalPol,
+    RandomPol,
+    SquashedGaussianPol,
+    flat_dim,
+)
+from trajkit.run.config import (
+    DDPGConfig,
+    DQNConfig,
+    OffPolicyConfig,
+    OnPolicyConfig,
+    QTOptConfig,
+    RunSettings,
+    SACConfig,
+    TD3Config,
+)
+from trajkit.run.fields import ConfigError
+from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
+
+
+@dataclass
+class Models:
+    """What a run trains and acts with.
+
+    Attributes:
+        pol: the learned policy (what ``trajkit eval`` runs, with its mode).
+        train_args: models and optimizers by the ``train()`` keyword names (``pol``,
+            ``vf``, ``qf1``, ``target_qf1``, ``optim_pol``, ``log_alpha``, ...).
+        checkpoint: the entries a checkpoint holds (modules, optimizers, normalizer).
+        explore_pol: acts while learning (``pol`` plus noise, or epsilon-greedy).
+        warmup_pol: acts before ``learning_starts`` (None: ``explore_pol``).
+        obs_normalizer: the running observation normalizer shared by policy and value function.
+    """
+
+    pol: BasePol
+    train_args: dict[str, Any]
+    checkpoint: dict[str, Any]
+    explore_pol: nn.Module
+    warmup_pol: nn.Module | None = None
+    obs_normalizer: ObsNormalizer | None = None
+    optims: list[torch.optim.Optimizer] = field(default_factory=list)
+
+    def to(self, device: torch.device) -> Models:
+        """Move every module to ``device`` (before the optimizers take their first step)."""
+        for m in self.checkpoint.values():
+            if isinstance(m, nn.Module):
+                m.to(device)
+        return self
+
+
+class Temperature(nn.Module):
+    """SAC's learned entropy temperature ``alpha = exp(log_alpha)``, a module so checkpoints restore it in place."""
+
+    def __init__(self, log_alpha: float = 0.0) -> None:
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.tensor(float(log_alpha)))
+
+
+class UniformActionPol(RandomPol):
+    """Uniform random actions in a learner's ``[-1, 1]`` Box, sent to the env through the learner's ``to_env_ac``.
+
+    The warm-up policy of SAC, TD3 and DDPG: the replay buffer then holds every action
+    in the space the learner's Q-functions and log-likelihoods use.
+    """
+
+    def __init__(self, pol: BasePol) -> None:
+        super().__init__(pol.ob_space, gym.spaces.Box(-1.0, 1.0, pol.ac_space.shape, dtype=np.float32))
+        self._to_env = pol.to_env_ac
+
+    def to_env_ac(self, ac: np.ndarray) -> Any:
+        return self._to_env(ac)
+
+
+def _adam(modules: Sequence[nn.Module], lr: float) -> torch.optim.Adam:
+    return torch.optim.Adam([p for m in modules for p in m.parameters()], lr)
+
+
+# ---------------------------------------------------------------------------- on-policy
+def on_policy_pol(
+    ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[int], norm: ObsNormalizer | None
+) -> BasePol:
+    """A categorical, multi-categorical or Gaussian MLP policy, by action space (small last layer)."""
+    in_dim = flat_dim(ob_space)
+    if isinstance(ac_space, gym.spaces.Discrete):
+        net = nets.mlp(in_dim, int(ac_space.n), hidden, out_gain=0.01)
+        return CategoricalPol(ob_space, ac_space, net, obs_normalizer=norm)
+    if isinstance(ac_space, gym.spaces.MultiDiscrete):
+        net = nets.mlp(in_dim, int(ac_space.nvec.sum()), hidden, out_gain=0.01)
+        return MultiCategoricalPol(ob_space, ac_space, net, obs_normalizer=norm)
+    if isinstance(ac_space, gym.spaces.Box):
+        net = nets.mlp(in_dim, flat_dim(ac_space), hidden, out_gain=0.01)
+        return GaussianPol(ob_space, ac_space, net, obs_normalizer=norm)
+    raise ConfigError(f"no on-policy policy for action space {ac_space}")
+
+
+def build_on_policy(cfg: OnPolicyConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """Policy (by action space), value function, their optimizers and an optional shared normalizer."""
+    norm = ObsNormalizer(ob_space.shape or ()) if cfg.obs_norm else None
+    pol = on_policy_pol(ob_space, ac_space, cfg.hidden, norm)
+    vf = DeterministicSVfunc(ob_space, nets.mlp(flat_dim(ob_space), 1, cfg.hidden), obs_normalizer=norm)
+    optim_vf = torch.optim.Adam(vf.parameters(), cfg.vf_lr)
+    args: dict[str, Any] = {"pol": pol, "vf": vf, "optim_vf": optim_vf}
+    optims: list[torch.optim.Optimizer] = [optim_vf]
+    if cfg.has_optim_pol:
+        args["optim_pol"] = torch.optim.Adam(pol.parameters(), cfg.lr)
+        optims.append(args["optim_pol"])
+    return Models(pol, args, dict(args), explore_pol=pol, obs_normalizer=norm, optims=optims)
+
+
+# ---------------------------------------------------------------------------- off-policy
+def _relu_mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential:
+    return nets.mlp(in_dim, out_dim, hidden, nn.ReLU, orthogonal=False)
+
+
+def _require(space: gym.Space, kind: type, algo: str) -> Any:
+    if not isinstance(space, kind):
+        raise ConfigError(f"{algo} needs a {kind.__name__} action space, got {space}")
+    return space
+
+
+def _twin_qfs(cfg: OffPolicyConfig, ob_space: gym.Space, ac_space: gym.Space) -> dict[str, Any]:
+    """Two Q-functions ``Q(s, a)``, their targets, one optimizer over both."""
+    od, ad = flat_dim(ob_space), flat_dim(ac_space)
+    qf1, qf2 = (DeterministicSAVfunc(ob_space, ac_space, _relu_mlp(od + ad, 1, cfg.hidden)) for _ in range(2))
+    return {
+        "qf1": qf1,
+        "qf2": qf2,
+        "target_qf1": copy.deepcopy(qf1),
+        "target_qf2": copy.deepcopy(qf2),
+        "optim_qf": _adam([qf1, qf2], cfg.lr),
+    }
+
+
+def _optims(args: dict[str, Any]) -> list[torch.optim.Optimizer]:
+    return [v for v in args.values() if isinstance(v, torch.optim.Optimizer)]
+
+
+def build_sac(cfg: SACConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """SAC: a tanh-squashed Gaussian actor, twin critics with targets, a learned temperature."""
+    ac_space = _require(ac_space, gym.spaces.Box, "sac")
+    pol = SquashedGaussianPol(ob_space, ac_space, _relu_mlp(flat_dim(ob_space), 2 * flat_dim(ac_space), cfg.hidden))
+    temperature = Temperature()
+    args = {
+        "pol": pol,
+        **_twin_qfs(cfg, ob_space, ac_space),
+        "log_alpha": temperature.log_alpha,
+        "optim_pol": _adam([pol], cfg.lr),
+        "optim_alpha": _adam([temperature], cfg.lr),
+    }
+    entries = {k: v for k, v in args.items() if k != "log_alpha"} | {"temperature": temperature}
+    return Models(pol, args, entries, explore_pol=pol, warmup_pol=UniformActionPol(pol), optims=_optims(args))
+
+
+def _actor_critic(cfg: OffPolicyConfig, noise: ActionNoise, twin: bool, ob_space: gym.Space, ac_space: gym.Space
+                  ) -> Models:
+    """A deterministic actor with exploration noise, one or two critics, targets of all (TD3, DDPG)."""
+    od, ad = flat_dim(ob_space), flat_dim(ac_space)
+    pol = DeterministicPol(ob_space, ac_space, _relu_mlp(od, ad, cfg.hidden))
+    if twin:
+        critics = _twin_qfs(cfg, ob_space, ac_space)
+    else:
+        qf = DeterministicSAVfunc(ob_space, ac_space, _relu_mlp(od + ad, 1, cfg.hidden))
+        critics = {"qf": qf, "target_qf": copy.deepcopy(qf), "optim_qf": _adam([qf], cfg.lr)}
+    args = {"pol": pol, "target_pol": copy.deepcopy(pol), **critics, "optim_pol": _adam([pol], cfg.lr)}
+    explore = DeterministicActionNoisePol(pol, noise)
+    return Models(pol, args, dict(args), explore_pol=explore, warmup_pol=UniformActionPol(pol), optims=_optims(args))
+
+
+def build_td3(cfg: TD3Config, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """TD3: a deterministic actor with Gaussian exploration noise, twin critics, targets of all three."""
+    ac_space = _require(ac_space, gym.spaces.Box, "td3")
+    return _actor_critic(cfg, GaussianActionNoise(cfg.action_noise), True, ob_space, ac_space)
+
+
+def build_ddpg(cfg: DDPGConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """DDPG: a deterministic actor with Gaussian or Ornstein-Uhlenbeck noise, one critic, targets of both."""
+    ac_space = _require(ac_space, gym.spaces.Box, "ddpg")
+    noise: ActionNoise
+    if cfg.noise == "ou":
+        noise = OUActionNoise(sigma=cfg.action_noise, theta=0.15, dt=1.0)
+    else:
+        noise = GaussianActionNoise(cfg.action_noise)
+    return _actor_critic(cfg, noise, False, ob_space, ac_space)
+
+
+def build_dqn(cfg: DQNConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """DQN: a (dueling) Q-network over a Discrete action space, its target, an epsilon-greedy policy."""
+    ac_space = _require(ac_space, gym.spaces.Discrete, "dqn")
+    n = int(ac_space.n)
+    od = flat_dim(ob_space)
+    net = nets.dueling_mlp(od, n, cfg.hidden) if cfg.dueling else _relu_mlp(od, n, cfg.hidden)
+    qf = DiscreteQfunc(ob_space, ac_space, net)
+    pol = ArgmaxQfPol(ob_space, ac_space, qf, epsilon=cfg.eps_end)
+    args = {"qf": qf, "target_qf": copy.deepcopy(qf), "optim_qf": _adam([qf], cfg.lr)}
+    return Models(pol, args, {"pol": pol, **args}, explore_pol=pol, optims=_optims(args))
+
+
+def build_qtopt(cfg: QTOptConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """QT-Opt: twin Q-functions whose ``max`` is a cross-entropy-method search; the policy acts with it."""
+    ac_space = _require(ac_space, gym.spaces.Box, "qtopt")
+    od, ad = flat_dim(ob_space), flat_dim(ac_space)
+    qf1, qf2 = (
+        CEMDeterministicSAVfunc(
+            ob_space,
+            ac_space,
+            _relu_mlp(od + ad, 1, cfg.hidden),
+            num_samples=cfg.cem_samples,
+            num_elite=cfg.cem_elite,
+            num_iter=cfg.cem_iters,
+        )
+        for _ in range(2)
+    )
+    pol = ArgmaxQfPol(ob_space, ac_space, qf1, epsilon=cfg.eps_end)
+    args = {
+        "qf1": qf1,
+        "qf2": qf2,
+        "target_qf1": copy.deepcopy(qf1),
+        "target_qf2": copy.deepcopy(qf2),
+        "optim_qf": _adam([qf1, qf2], cfg.lr),
+    }
+    return Models(pol, args, {"pol": pol, **args}, explore_pol=pol, optims=_optims(args))
+
+
+Builder = Callable[[Any, gym.Space, gym.Space], Models]
+
+#: algorithm name -> its model factory (the on-policy algorithms share one)
+BUILDERS: dict[str, Builder] = {
+    "ppo": build_on_policy,
+    "ppo_kl": build_on_policy,
+    "trpo": build_on_policy,
+    "vpg": build_on_policy,
+    "sac": build_sac,
+    "td3": build_td3,
+    "ddpg": build_ddpg,
+    "dqn": build_dqn,
+    "qtopt": build_qtopt,
+}
+
+
+def build_models(cfg: RunSettings, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """The models of ``cfg``'s algorithm for these spaces, on ``cfg.device``."""
+    if cfg.algo not in BUILDERS:
+        raise ConfigError(f"no model factory for {cfg.algo!r}")
+    return BUILDERS[cfg.algo](cfg, ob_space, ac_space).to(torch.device(cfg.device))

@@ -1,0 +1,92 @@
+"""The on-policy loop (PPO, PPO-KL, TRPO, VPG): sample, estimate, train, log, checkpoint.
+
+Each iteration samples ``steps_per_iter`` steps (episodes are cut there and bootstrap
+from ``V(final_obs)``), runs the estimator chain, and calls the algorithm's ``train()``
+with the models (by keyword) and the config's ``train`` fields (as they are, after the
+config's schedule: learning rates, PPO's clip, PPO-KL's adapted coefficient).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from trajkit import ef
+from trajkit.algos.common import TrainResult
+from trajkit.run.config import OnPolicyConfig
+from trajkit.run.models import Models
+from trajkit.run.session import RunOutcome, Session
+from trajkit.samplers import EpiSampler
+from trajkit.traj import Traj
+
+
+def estimate(traj: Traj, vf: torch.nn.Module, gamma: float, lam: float) -> Traj:
+    """The on-policy estimator chain: values, returns, GAE advantages (centered), h-masks."""
+    traj = ef.compute_vs(traj, vf)
+    traj = ef.compute_rets(traj, gamma)
+    traj = ef.compute_advs(traj, gamma, lam)
+    traj = ef.centerize_advs(traj)
+    return ef.compute_h_masks(traj)
+
+
+def completed_epis(epis: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The episodes that were not cut by the sampler's step budget (cut ones would bias returns down)."""
+    return [e for e in epis if not e["sampler_cut"]]
+
+
+def lr_fraction(env_steps: int, decay_steps: int) -> float:
+    """The learning-rate multiplier after ``env_steps``: linear from 1 to 0 at ``decay_steps`` (0: always 1)."""
+    return 1.0 if decay_steps <= 0 else max(0.0, 1.0 - env_steps / decay_steps)
+
+
+def set_lrs(optims: Sequence[torch.optim.Optimizer], lrs: Sequence[float], frac: float) -> None:
+    """Set each optimizer's learning rate to its base rate times ``frac``."""
+    for optim, lr in zip(optims, lrs, strict=True):
+        for group in optim.param_groups:
+            group["lr"] = lr * frac
+
+
+def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunOutcome:
+    """Train ``models`` as ``cfg`` says, with ``session``'s bookkeeping; returns the outcome."""
+    algo = importlib.import_module(cfg.train_module)
+    device = torch.device(cfg.device)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    optims = [models.train_args["optim_vf"]] + ([models.train_args["optim_pol"]] if cfg.has_optim_pol else [])
+    base_lrs = [cfg.vf_lr] + ([cfg.lr] if cfg.has_optim_pol else [])
+    spi = cfg.steps_per_iter
+    total_iters = max(1, math.ceil(cfg.steps / spi))
+    record: dict[str, float] = {}
+    with EpiSampler(cfg.env, models.pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
+        entries = {**models.checkpoint, "generator": gen, "sampler": sampler}
+        session.restore(entries)
+        c = session.counters
+        with session.reporting(total_iters * spi) as (bar, logger):
+            while c["iteration"] < total_iters:
+                frac = lr_fraction(c["env_steps"], cfg.lr_decay_steps)
+                set_lrs(optims, base_lrs, frac)
+                epis = sampler.sample(models.pol, max_steps=spi, timeout=cfg.timeout)
+                traj = Traj.from_epis(epis, device=device)
+                if models.obs_normalizer is not None:
+                    models.obs_normalizer.update(traj["obs"])
+                traj = estimate(traj, models.train_args["vf"], cfg.gamma, cfg.lam)
+                kwargs = cfg.scheduled(cfg.train_kwargs(), frac, session.algo_state)
+                result: TrainResult = algo.train(traj=traj, **models.train_args, **kwargs, generator=gen)
+                cfg.after_train(result.diagnostics, session.algo_state)
+                done = completed_epis(epis)
+                steps_before = c["env_steps"]
+                c["iteration"] += 1
+                c["env_steps"] += traj.num_step
+                c["episodes"] += len(done)
+                last = c["iteration"] == total_iters
+                extra = session.evaluate(models.pol) if session.evaluation_due(steps_before) and not last else None
+                record = logger.log_iteration(
+                    iteration=c["iteration"], env_steps=c["env_steps"], episodes=c["episodes"],
+                    epis=done, result=result, extra=extra,
+                )
+                bar.update(traj.num_step)
+                session.end_iteration(entries, last=last)
+    return session.finish(models.pol, record)
