@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from trajkit.run.fields import ConfigError, hp
 
@@ -38,6 +38,8 @@ class RunSettings:
     algo: ClassVar[str] = ""
     family: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    if TYPE_CHECKING:
+        train: Any  # every algorithm config declares its own ``train`` dataclass field
 
     env: str = hp("gymnasium env id (or a registered trajkit/Bullet id)")
     steps: int = hp("env steps to train for (rounded up to whole iterations)", **COUNT)

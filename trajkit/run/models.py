@@ -141,9 +141,9 @@ def _relu_mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential
     return nets.mlp(in_dim, out_dim, hidden, nn.ReLU, orthogonal=False)
 
 
-def _require(space: gym.Space, kind: type, algo: str) -> Any:
-    if not isinstance(space, kind):
-        raise ConfigError(f"{algo} needs a {kind.__name__} action space, got {space}")
+def _box(space: gym.Space, algo: str) -> gym.spaces.Box:
+    if not isinstance(space, gym.spaces.Box):
+        raise ConfigError(f"{algo} needs a Box (continuous) action space, got {space}")
     return space
 
 
@@ -166,7 +166,7 @@ def _optims(args: dict[str, Any]) -> list[torch.optim.Optimizer]:
 
 def build_sac(cfg: SACConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """SAC: a tanh-squashed Gaussian actor, twin critics with targets, a learned temperature."""
-    ac_space = _require(ac_space, gym.spaces.Box, "sac")
+    ac_space = _box(ac_space, "sac")
     pol = SquashedGaussianPol(ob_space, ac_space, _relu_mlp(flat_dim(ob_space), 2 * flat_dim(ac_space), cfg.hidden))
     temperature = Temperature()
     args = {
@@ -180,8 +180,9 @@ def build_sac(cfg: SACConfig, ob_space: gym.Space, ac_space: gym.Space) -> Model
     return Models(pol, args, entries, explore_pol=pol, warmup_pol=UniformActionPol(pol), optims=_optims(args))
 
 
-def _actor_critic(cfg: OffPolicyConfig, noise: ActionNoise, twin: bool, ob_space: gym.Space, ac_space: gym.Space
-                  ) -> Models:
+def _actor_critic(
+    cfg: OffPolicyConfig, noise: ActionNoise, twin: bool, ob_space: gym.Space, ac_space: gym.spaces.Box
+) -> Models:
     """A deterministic actor with exploration noise, one or two critics, targets of all (TD3, DDPG)."""
     od, ad = flat_dim(ob_space), flat_dim(ac_space)
     pol = DeterministicPol(ob_space, ac_space, _relu_mlp(od, ad, cfg.hidden))
@@ -197,13 +198,13 @@ def _actor_critic(cfg: OffPolicyConfig, noise: ActionNoise, twin: bool, ob_space
 
 def build_td3(cfg: TD3Config, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """TD3: a deterministic actor with Gaussian exploration noise, twin critics, targets of all three."""
-    ac_space = _require(ac_space, gym.spaces.Box, "td3")
+    ac_space = _box(ac_space, "td3")
     return _actor_critic(cfg, GaussianActionNoise(cfg.action_noise), True, ob_space, ac_space)
 
 
 def build_ddpg(cfg: DDPGConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """DDPG: a deterministic actor with Gaussian or Ornstein-Uhlenbeck noise, one critic, targets of both."""
-    ac_space = _require(ac_space, gym.spaces.Box, "ddpg")
+    ac_space = _box(ac_space, "ddpg")
     noise: ActionNoise
     if cfg.noise == "ou":
         noise = OUActionNoise(sigma=cfg.action_noise, theta=0.15, dt=1.0)
@@ -214,7 +215,8 @@ def build_ddpg(cfg: DDPGConfig, ob_space: gym.Space, ac_space: gym.Space) -> Mod
 
 def build_dqn(cfg: DQNConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """DQN: a (dueling) Q-network over a Discrete action space, its target, an epsilon-greedy policy."""
-    ac_space = _require(ac_space, gym.spaces.Discrete, "dqn")
+    if not isinstance(ac_space, gym.spaces.Discrete):
+        raise ConfigError(f"dqn needs a Discrete action space, got {ac_space}")
     n = int(ac_space.n)
     od = flat_dim(ob_space)
     net = nets.dueling_mlp(od, n, cfg.hidden) if cfg.dueling else _relu_mlp(od, n, cfg.hidden)
@@ -226,7 +228,7 @@ def build_dqn(cfg: DQNConfig, ob_space: gym.Space, ac_space: gym.Space) -> Model
 
 def build_qtopt(cfg: QTOptConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """QT-Opt: twin Q-functions whose ``max`` is a cross-entropy-method search; the policy acts with it."""
-    ac_space = _require(ac_space, gym.spaces.Box, "qtopt")
+    ac_space = _box(ac_space, "qtopt")
     od, ad = flat_dim(ob_space), flat_dim(ac_space)
     qf1, qf2 = (
         CEMDeterministicSAVfunc(
