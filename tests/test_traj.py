@@ -213,3 +213,13 @@ def test_select_epis_with_a_boolean_mask_keeps_the_masked_episodes():
     assert traj.select_epis([True, False, False, False]).epi_lens.tolist() == [2]
     with pytest.raises(ValueError, match="episode mask needs shape"):
         traj.select_epis(torch.tensor([True, False]))
+
+
+# ---------------------------------------------------------------------- errors
+def test_missing_column_error_carries_the_callers_hint():
+    err = tk.MissingColumnError("zzz", ["obs", "rews"], hint="run my_estimator first")
+    msg = str(err)
+    assert "'zzz'" in msg and "run my_estimator first" in msg and "['obs', 'rews']" in msg
+    assert isinstance(err, KeyError) and err.name == "zzz"
+    plain = str(tk.MissingColumnError("zzz", ["obs"], where="episode"))
+    assert plain == "Traj has no episode column 'zzz'. Available episode columns: ['obs']."

@@ -51,13 +51,23 @@ PRODUCERS = {
 
 
 class MissingColumnError(KeyError):
-    """A column an estimator, loss or algorithm needs is not in the Traj."""
+    """A column an estimator, loss or algorithm needs is not in the Traj.
 
-    def __init__(self, name: str, available: Sequence[str], where: str = "step") -> None:
-        hint = f" Run {PRODUCERS[name]} first." if name in PRODUCERS else ""
-        self.message = (
-            f"Traj has no {where} column {name!r}.{hint} Available {where} columns: {sorted(available)}."
-        )
+    Args:
+        name: the missing column.
+        available: the columns the Traj (or batch source) does have.
+        where: ``"step"`` or ``"episode"``: which kind of column is missing.
+        hint: what to do about it, written by the caller that knows, e.g.
+            ``"run ef.compute_vs first"``; the message is complete without it.
+    """
+
+    def __init__(self, name: str, available: Sequence[str], where: str = "step", hint: str = "") -> None:
+        self.name = name
+        self.hint = hint
+        if not hint and name in PRODUCERS:  # fallback, removed once callers pass hints
+            hint = f"run {PRODUCERS[name]} first"
+        fix = f" Fix: {hint.rstrip('.')}." if hint else ""
+        self.message = f"Traj has no {where} column {name!r}.{fix} Available {where} columns: {sorted(available)}."
         super().__init__(self.message)
 
     def __str__(self) -> str:
