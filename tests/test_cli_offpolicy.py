@@ -14,10 +14,13 @@ from test_resume import _assert_identical, _rows
 
 from trajkit import cli
 from trajkit.pols import ArgmaxQfPol, DeterministicPol, SquashedGaussianPol
-from trajkit.recipes import RunSpec, load_policy, train
+from trajkit.run import resolve
+from trajkit.run.evaluate import load_policy
+from trajkit.run.runner import train
+from trajkit.run.session import RunOutcome
 
 #: small nets, a 400-step buffer (so 600 steps wrap the ring), training from step 200
-COMMON = {"learning_starts": 200, "hidden": [32], "batch_size": 32, "buffer_size": 400}
+COMMON = {"learning_starts": 200, "hidden": [32], "batch_size": 32, "buffer_size": 400, "eval_episodes": 2}
 TINY: dict[str, tuple[str, dict[str, object]]] = {
     "sac": ("Pendulum-v1", {"steps_per_iter": 100}),
     "td3": ("Pendulum-v1", {"steps_per_iter": 100}),
@@ -61,7 +64,7 @@ def test_train_and_eval_through_the_command(algo: str, tmp_path: Path, capsys: p
     assert float(rows[-1]["env_steps"]) >= 600 and len(rows) >= 6
     losses = [float(r["qf_loss"]) for r in rows if r.get("qf_loss")]
     assert losses and all(math.isfinite(x) for x in losses)  # training ran after warm-up
-    assert json.loads((logdir / "config.json").read_text())["hparams"]["buffer_size"] == 400
+    assert json.loads((logdir / "config.json").read_text())["buffer_size"] == 400
 
     ckpt = logdir / "checkpoint.pt"
     saved = _entries(ckpt)
@@ -81,33 +84,24 @@ def test_train_and_eval_through_the_command(algo: str, tmp_path: Path, capsys: p
         assert all(-2000 < r <= 0 for r in res["returns"])  # Pendulum returns over 200 steps
 
 
-def _spec(algo: str, logdir: Path, steps: int, resume: bool = False) -> RunSpec:
+def _spec(algo: str, logdir: Path, steps: int, resume: bool = False) -> RunOutcome:
     env, hp = TINY[algo]
-    return RunSpec(
-        algo=algo,
-        env=env,
-        steps=steps,
-        seed=7,
-        logdir=str(logdir),
-        checkpoint_every=1,
-        resume=resume,
-        hparams={**COMMON, **hp, **({"prioritized": True} if algo == "dqn" else {})},
-        progress=False,
-        console=False,
-    )
+    overrides = {**COMMON, **hp, **({"prioritized": True} if algo == "dqn" else {})}
+    cfg = resolve(algo, env, overrides, steps=steps, seed=7, checkpoint_every=1)
+    return train(cfg, logdir, resume=resume, progress=False, console=False)
 
 
 @pytest.mark.parametrize("algo", ["sac", "dqn"])
 def test_stopped_and_resumed_off_policy_run_is_bit_identical(algo: str, tmp_path: Path) -> None:
     full, split = tmp_path / "full", tmp_path / "split"
-    whole = train(_spec(algo, full, 600))
-    first = train(_spec(algo, split, 300))  # "stopped" after the iteration that reached 300 steps
+    whole = _spec(algo, full, 600)
+    first = _spec(algo, split, 300)  # "stopped" after the iteration that reached 300 steps
     assert 300 <= first.env_steps < whole.env_steps
     torch.manual_seed(1234)  # a fresh process would not share the first run's RNG state
-    out = train(_spec(algo, split, 600, resume=True))
+    out = _spec(algo, split, 600, resume=True)
     assert (out.iteration, out.env_steps, out.episodes) == (whole.iteration, whole.env_steps, whole.episodes)
     a, b = _entries(full / "checkpoint.pt"), _entries(split / "checkpoint.pt")
-    assert {"pol", "qf1", "targ_qf1", "optim_qf", "buffer", "generator", "sampler"} <= set(a)
+    assert {"pol", "qf1", "target_qf1", "optim_qf", "buffer", "generator", "sampler"} <= set(a)
     _assert_identical(a, b)
     assert _rows(full) == _rows(split)
 
@@ -118,9 +112,6 @@ def test_off_policy_settings_that_cannot_work_are_refused(tmp_path: Path, capsys
     assert "Discrete action space" in capsys.readouterr().err
     assert cli.main(["train", "sac", "--env", "CartPole-v1", "--logdir", str(tmp_path / "b"), *base]) == 2
     assert "Box" in capsys.readouterr().err
-    argv = ["train", "dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path / "c"), "--num-parallel", "2", *base]
-    assert cli.main(argv) == 2
-    assert "--num-parallel" in capsys.readouterr().err
     argv = ["train", "td3", "--env", "Pendulum-v1", "--logdir", str(tmp_path / "d"), "--hp", "epis_per_iter=1"]
     assert cli.main([*argv, *base]) == 2
     assert "exactly one of steps_per_iter and epis_per_iter" in capsys.readouterr().err

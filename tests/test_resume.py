@@ -9,25 +9,18 @@ import pytest
 import torch
 
 from trajkit.checkpoint import load_checkpoint
-from trajkit.recipes import ConfigError, RunSpec, load_policy, train
+from trajkit.run import ConfigError, resolve
+from trajkit.run.evaluate import load_policy
+from trajkit.run.runner import train
+from trajkit.run.session import RunOutcome
 
-TINY = {"steps_per_iter": 200, "hidden": [16], "epoch": 2, "batch_size": 64}
+TINY = {"steps_per_iter": 200, "hidden": [16], "epoch": 2, "batch_size": 64, "eval_episodes": 2}
 
 
-def _spec(logdir: Path, steps: int, num_parallel: int, resume: bool = False, **hp: object) -> RunSpec:
-    return RunSpec(
-        algo="ppo",
-        env="CartPole-v1",
-        steps=steps,
-        seed=3,
-        num_parallel=num_parallel,
-        logdir=str(logdir),
-        checkpoint_every=1,
-        resume=resume,
-        hparams={**TINY, **hp},
-        progress=False,
-        console=False,
-    )
+def _spec(logdir: Path, steps: int, num_parallel: int, resume: bool = False, **hp: object) -> RunOutcome:
+    cfg = resolve("ppo", "CartPole-v1", {**TINY, **hp}, steps=steps, seed=3, num_parallel=num_parallel,
+                  checkpoint_every=1)
+    return train(cfg, logdir, resume=resume, progress=False, console=False)
 
 
 def _state(ckpt: Path) -> dict[str, dict]:
@@ -62,11 +55,11 @@ def _rows(logdir: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("num_parallel", [1, 2])
 def test_stopped_and_resumed_run_is_bit_identical(tmp_path: Path, num_parallel: int) -> None:
     full, split = tmp_path / "full", tmp_path / "split"
-    train(_spec(full, 600, num_parallel))
-    train(_spec(split, 200, num_parallel))  # "stopped" after one iteration
+    _spec(full, 600, num_parallel)
+    _spec(split, 200, num_parallel)  # "stopped" after one iteration
     # the interrupted process may have run on and logged more; the resumed run drops those rows
     torch.manual_seed(1234)  # a fresh process would not share the first run's RNG state
-    out = train(_spec(split, 600, num_parallel, resume=True))
+    out = _spec(split, 600, num_parallel, resume=True)
     assert out.iteration == 3 and out.env_steps == 600
     a, b = _state(full / "checkpoint.pt"), _state(split / "checkpoint.pt")
     assert set(a) == {"pol", "vf", "optim_pol", "optim_vf", "generator"}
@@ -76,30 +69,32 @@ def test_stopped_and_resumed_run_is_bit_identical(tmp_path: Path, num_parallel: 
 
 
 def test_resume_with_different_settings_is_refused(tmp_path: Path) -> None:
-    train(_spec(tmp_path, 200, 1))
+    _spec(tmp_path, 200, 1)
+    before = (tmp_path / "config.json").read_text()
     with pytest.raises(ConfigError, match="lr"):
-        train(_spec(tmp_path, 400, 1, resume=True, lr=1e-3))
-    with pytest.raises(FileExistsError, match="--resume"):
-        train(_spec(tmp_path, 400, 1))
+        _spec(tmp_path, 400, 1, resume=True, lr=1e-3)
+    assert (tmp_path / "config.json").read_text() == before  # the refused settings were not written
+    with pytest.raises(ConfigError, match="--resume"):
+        _spec(tmp_path, 400, 1)
 
 
 def test_resume_drops_log_rows_written_after_the_checkpoint(tmp_path: Path) -> None:
-    train(_spec(tmp_path, 400, 1))
+    _spec(tmp_path, 400, 1)
     # the process logged iteration 3 and died before its checkpoint was written
     with open(tmp_path / "progress.csv", "a") as f:
         f.write("3,600,999,-1\n")
     ck = load_checkpoint(tmp_path / "checkpoint.pt", strict=False, restore_rng=False)
     assert ck.data["counters"]["iteration"] == 2
-    train(_spec(tmp_path, 600, 1, resume=True))
+    _spec(tmp_path, 600, 1, resume=True)
     rows = _rows(tmp_path)
     assert [r["iteration"] for r in rows] == ["1", "2", "3"]
     assert rows[2]["episodes"] != "999"
 
 
 def test_load_policy_rebuilds_the_trained_policy(tmp_path: Path) -> None:
-    train(_spec(tmp_path, 200, 1))
+    _spec(tmp_path, 200, 1)
     pol, config = load_policy(tmp_path / "checkpoint.pt")
-    assert config["algo"] == "ppo" and config["hparams"]["hidden"] == [16]
+    assert config["algo"] == "ppo" and config["hidden"] == [16]
     saved = _state(tmp_path / "checkpoint.pt")["pol"]
     for k, v in pol.state_dict().items():
         assert torch.equal(v, saved[k])
