@@ -95,7 +95,7 @@ def test_ppo_clip_lowers_its_losses(kind):
 def test_ppo_kl_lowers_its_loss_and_adapts_the_coefficient():
     pol, vf = make_pol("gaussian"), make_vf()
     traj = fixed_traj(pol, vf)
-    before = full_loss(lf.pg_kl, pol, traj, kl_beta=1.0), full_loss(lf.monte_carlo, vf, traj)
+    before = full_loss(lf.pg_kl, pol, traj, kl_coef=1.0), full_loss(lf.monte_carlo, vf, traj)
     result = ppo_kl.train(
         traj=traj,
         pol=pol,
@@ -104,16 +104,16 @@ def test_ppo_kl_lowers_its_loss_and_adapts_the_coefficient():
         optim_vf=torch.optim.Adam(vf.parameters(), 3e-3),
         epoch=5,
         batch_size=16,
-        kl_beta=1.0,
-        kl_targ=0.01,
+        kl_coef=1.0,
+        target_kl=0.01,
         generator=0,
     )
-    after = full_loss(lf.pg_kl, pol, traj, kl_beta=1.0), full_loss(lf.monte_carlo, vf, traj)
+    after = full_loss(lf.pg_kl, pol, traj, kl_coef=1.0), full_loss(lf.monte_carlo, vf, traj)
     assert after[0] < before[0] and after[1] < before[1]
     kl = mean_kl(pol, traj)
     assert result.diagnostics["kl"] == pytest.approx(kl, rel=1e-5)
     expected_beta = 2.0 if kl > 0.015 else (0.5 if kl < 0.01 / 1.5 else 1.0)
-    assert result.diagnostics["kl_beta"] == expected_beta
+    assert result.diagnostics["kl_coef"] == expected_beta
 
 
 def test_vpg_lowers_its_losses():

@@ -89,14 +89,14 @@ def test_sum_tree_sampling_frequencies_match_priorities():
 
 
 def test_prioritized_sample_frequencies_and_weights():
-    buf = PrioritizedReplayBuffer(6, alpha=1.0, eps=0.0)
+    buf = PrioritizedReplayBuffer(6, per_alpha=1.0, eps=0.0)
     buf.add(make_traj([6]))
     pris = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5])
     buf.update_pris(torch.arange(6), torch.as_tensor(pris))
     g = torch.Generator().manual_seed(0)
     counts = np.zeros(6)
     for _ in range(200):
-        b = buf.sample(250, beta=0.5, generator=g)
+        b = buf.sample(250, per_beta=0.5, generator=g)
         counts += np.bincount(b["idx"].numpy(), minlength=6)
     p = pris / pris.sum()
     np.testing.assert_allclose(counts / counts.sum(), p, atol=5 * np.sqrt(p * (1 - p) / counts.sum()).max())
@@ -108,7 +108,7 @@ def test_prioritized_sample_frequencies_and_weights():
 
 def test_updates_and_evictions_keep_the_tree_consistent():
     rng = np.random.default_rng(1)
-    buf = PrioritizedReplayBuffer(37, alpha=0.7)
+    buf = PrioritizedReplayBuffer(37, per_alpha=0.7)
     for i in range(30):
         buf.add(make_traj([int(rng.integers(1, 9))], start=1e4 * i))
         idx = rng.integers(0, len(buf), 5)
@@ -125,7 +125,7 @@ def test_updates_and_evictions_keep_the_tree_consistent():
 
 
 def test_add_with_pris_column():
-    buf = PrioritizedReplayBuffer(10, alpha=1.0, eps=0.0)
+    buf = PrioritizedReplayBuffer(10, per_alpha=1.0, eps=0.0)
     t = make_traj([4])
     buf.add(t.with_columns(pris=torch.tensor([1.0, 2.0, 3.0, 4.0])))
     np.testing.assert_allclose(buf.tree.leaves()[:4], [1, 2, 3, 4])
@@ -162,7 +162,7 @@ def _filled(cls: type[ReplayBuffer], capacity: int, wrap: bool) -> ReplayBuffer:
 
 def _draw(buf: ReplayBuffer, g: torch.Generator) -> dict[str, torch.Tensor]:
     if isinstance(buf, PrioritizedReplayBuffer):
-        return buf.sample(16, beta=0.4, generator=g)
+        return buf.sample(16, per_beta=0.4, generator=g)
     return buf.random_batch(16, generator=g)
 
 
@@ -193,8 +193,9 @@ def test_load_state_dict_rejects_a_state_that_does_not_fit():
         ReplayBuffer(30).load_state_dict(state)
     with pytest.raises(ValueError, match="PrioritizedReplayBuffer"):
         ReplayBuffer(20).load_state_dict(_filled(PrioritizedReplayBuffer, 20, wrap=False).state_dict())
-    with pytest.raises(ValueError, match="alpha"):
-        PrioritizedReplayBuffer(20, alpha=0.5).load_state_dict(_filled(PrioritizedReplayBuffer, 20, False).state_dict())
+    with pytest.raises(ValueError, match="per_alpha"):
+        state = _filled(PrioritizedReplayBuffer, 20, False).state_dict()
+        PrioritizedReplayBuffer(20, per_alpha=0.5).load_state_dict(state)
     other = ReplayBuffer(20)
     other.add(make_traj([2]).with_columns(extra=torch.zeros(2)))
     before = other.state_dict()

@@ -43,7 +43,7 @@ def flat_grad(loss: torch.Tensor, module: nn.Module) -> torch.Tensor:
 
 POLICY_LOSSES = {
     "pg_clip": lambda pol, b: lf.pg_clip(pol, b, clip_param=0.2),
-    "pg_kl": lambda pol, b: lf.pg_kl(pol, b, kl_beta=1.0),
+    "pg_kl": lambda pol, b: lf.pg_kl(pol, b, kl_coef=1.0),
     "pg": lambda pol, b: lf.pg(pol, b),
     "surrogate": lambda pol, b: lf.surrogate(pol, b),
 }
@@ -127,7 +127,7 @@ def test_pg_clip_matches_a_hand_computation():
     assert any(abs(r - 1) > clip for r in ratios) and any(abs(r - 1) <= clip for r in ratios)
     surr = [min(r * a, min(max(r, 1 - clip), 1 + clip) * a) for r, a in zip(ratios, advs, strict=True)]
     ent = 0.5 * math.log(2 * math.pi * math.e)  # log_std = 0
-    loss, info = lf.pg_clip(pol, batch, clip, ent_beta=0.1)
+    loss, info = lf.pg_clip(pol, batch, clip, ent_coef=0.1)
     assert loss.item() == pytest.approx(-np.mean(surr) - 0.1 * ent, rel=1e-5)
     assert float(info["clip_frac"]) == pytest.approx(np.mean([abs(r - 1) > clip for r in ratios]))
     assert float(info["ent"]) == pytest.approx(ent, rel=1e-6)
@@ -156,7 +156,7 @@ def test_pg_and_pg_kl_match_hand_computations():
         (0.5 * o - m) ** 2 / 2
         for o, m in zip(batch["obs"][:, 0].tolist(), batch["mean"][:, 0].tolist(), strict=True)
     ]  # equal unit variances
-    loss, info = lf.pg_kl(pol, batch, kl_beta=2.0)
+    loss, info = lf.pg_kl(pol, batch, kl_coef=2.0)
     expected = -np.mean([r * a for r, a in zip(ratios, advs, strict=True)]) + 2.0 * np.mean(kls)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert float(info["kl"]) == pytest.approx(np.mean(kls), rel=1e-5)

@@ -58,7 +58,7 @@ def test_ddpg_trains_from_traj_or_buffer_and_moves_targets_by_tau(src_i):
     tp, tq = copy.deepcopy(pol), copy.deepcopy(q)
     tq0 = snap(tq)
     pris0 = src.tree.leaves().copy() if isinstance(src, tk.PrioritizedReplayBuffer) else None
-    res = ddpg.train(traj=src, pol=pol, qf=q, targ_pol=tp, targ_qf=tq, optim_pol=torch.optim.Adam(pol.parameters()),
+    res = ddpg.train(traj=src, pol=pol, qf=q, target_pol=tp, target_qf=tq, optim_pol=torch.optim.Adam(pol.parameters()),
                      optim_qf=torch.optim.Adam(q.parameters()), num_steps=1, batch_size=8, tau=0.1, generator=0)
     for t0, t, s in zip(tq0, polyak_tensors(tq), polyak_tensors(q), strict=True):
         assert torch.allclose(t, 0.9 * t0 + 0.1 * s, atol=1e-7)
@@ -76,7 +76,7 @@ def test_td3_sac_qtopt_run_and_update(src_i):
     pol = tk.DeterministicPol(OB, AC, nets.mlp(3, 2, (16,)))
     tp, t1, t2 = copy.deepcopy(pol), copy.deepcopy(q1), copy.deepcopy(q2)
     p0, tp0 = snap(pol), snap(tp)
-    res = td3.train(traj=src, pol=pol, qf1=q1, qf2=q2, targ_pol=tp, targ_qf1=t1, targ_qf2=t2,
+    res = td3.train(traj=src, pol=pol, qf1=q1, qf2=q2, target_pol=tp, target_qf1=t1, target_qf2=t2,
                     optim_pol=torch.optim.Adam(pol.parameters()), optim_qf=torch.optim.Adam([*q1.parameters(),
                     *q2.parameters()]), num_steps=3, batch_size=8, policy_delay=2, generator=0)
     assert len(res.losses["qf_loss"]) == 3 and len(res.losses["pol_loss"]) == 2
@@ -84,7 +84,7 @@ def test_td3_sac_qtopt_run_and_update(src_i):
     # SAC
     spol = tk.SquashedGaussianPol(OB, AC, nets.mlp(3, 4, (16,)))
     log_alpha = torch.zeros((), requires_grad=True)
-    res = sac.train(traj=src, pol=spol, qf1=q1, qf2=q2, targ_qf1=t1, targ_qf2=t2, log_alpha=log_alpha,
+    res = sac.train(traj=src, pol=spol, qf1=q1, qf2=q2, target_qf1=t1, target_qf2=t2, log_alpha=log_alpha,
                     optim_pol=torch.optim.Adam(spol.parameters()), optim_qf=torch.optim.Adam([*q1.parameters(),
                     *q2.parameters()]), optim_alpha=torch.optim.Adam([log_alpha], 0.1), num_steps=4, batch_size=8,
                     generator=0)
@@ -94,7 +94,7 @@ def test_td3_sac_qtopt_run_and_update(src_i):
     c1, c2 = (tk.CEMDeterministicSAVfunc(OB, AC, nets.mlp(5, 1, (16,)), num_samples=8, num_elite=2) for _ in range(2))
     tc1, tc2 = copy.deepcopy(c1), copy.deepcopy(c2)
     c0 = snap(c1)
-    res = qtopt.train(traj=src, qf1=c1, qf2=c2, targ_qf1=tc1, targ_qf2=tc2,
+    res = qtopt.train(traj=src, qf1=c1, qf2=c2, target_qf1=tc1, target_qf2=tc2,
                       optim_qf=torch.optim.Adam([*c1.parameters(), *c2.parameters()]), num_steps=2, batch_size=8,
                       generator=0)
     assert changed(c0, c1) and len(res.losses["qf_loss"]) == 2
@@ -107,7 +107,7 @@ def test_dqn_with_dueling_heads(src_i):
     q = tk.DiscreteQfunc(OB, DISC, nets.dueling_mlp(3, 3, (16, 16)))
     targ = copy.deepcopy(q)
     t0 = snap(targ)
-    res = dqn.train(traj=src, qf=q, targ_qf=targ, optim_qf=torch.optim.Adam(q.parameters()), num_steps=3,
+    res = dqn.train(traj=src, qf=q, target_qf=targ, optim_qf=torch.optim.Adam(q.parameters()), num_steps=3,
                     batch_size=8, tau=1.0, target_update_interval=3, generator=0)
     assert len(res.losses["qf_loss"]) == 3
     assert changed(t0, targ)
@@ -120,7 +120,7 @@ def test_missing_column_is_a_clear_error():
     bare = tk.Traj({k: traj[k] for k in ("obs", "acs", "rews")}, traj.epi, traj.bounds)
     q = tk.DiscreteQfunc(OB, DISC, nets.mlp(3, 3, (8,)))
     with pytest.raises(tk.MissingColumnError, match="add_next_obs"):
-        dqn.train(traj=bare, qf=q, targ_qf=copy.deepcopy(q), optim_qf=torch.optim.Adam(q.parameters()),
+        dqn.train(traj=bare, qf=q, target_qf=copy.deepcopy(q), optim_qf=torch.optim.Adam(q.parameters()),
                   num_steps=1, batch_size=4)
 
 
@@ -209,7 +209,7 @@ def _sac_pendulum(steps: int, batch_size: int, seed: int = 0) -> tuple[float, fl
     q1, q2 = tk.DeterministicSAVfunc(ob, ac, mk(4, 1)), tk.DeterministicSAVfunc(ob, ac, mk(4, 1))
     t1, t2 = copy.deepcopy(q1), copy.deepcopy(q2)
     log_alpha = torch.zeros((), requires_grad=True)
-    kw = dict(pol=pol, qf1=q1, qf2=q2, targ_qf1=t1, targ_qf2=t2, log_alpha=log_alpha,
+    kw = dict(pol=pol, qf1=q1, qf2=q2, target_qf1=t1, target_qf2=t2, log_alpha=log_alpha,
               optim_pol=torch.optim.Adam(pol.parameters(), 1e-3),
               optim_qf=torch.optim.Adam([*q1.parameters(), *q2.parameters()], 1e-3),
               optim_alpha=torch.optim.Adam([log_alpha], 1e-3))

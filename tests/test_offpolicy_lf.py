@@ -55,14 +55,14 @@ def zero(*mods: nn.Module) -> None:
 def test_bellman_matches_reference(weights):
     torch.manual_seed(0)
     pol = DeterministicPol(OB, AC, nn.Linear(3, 2))
-    qf, targ_qf, targ_pol = qfunc(1), qfunc(2), copy.deepcopy(pol)
+    qf, target_qf, target_pol = qfunc(1), qfunc(2), copy.deepcopy(pol)
     b = batch(weights=weights)
-    loss, info = lf.bellman(qf, targ_qf, targ_pol, b, gamma=0.9)
+    loss, info = lf.bellman(qf, target_qf, target_pol, b, gamma=0.9)
     w = b["weights"] if weights else torch.ones(B)
     ref = 0.0
     for i in range(B):
-        a2 = torch.tanh(targ_pol.net(b["next_obs"][i : i + 1]))
-        y = b["rews"][i] + 0.9 * (1 - b["terminals"][i]) * targ_qf(b["next_obs"][i : i + 1], a2)[0]
+        a2 = torch.tanh(target_pol.net(b["next_obs"][i : i + 1]))
+        y = b["rews"][i] + 0.9 * (1 - b["terminals"][i]) * target_qf(b["next_obs"][i : i + 1], a2)[0]
         td = y - qf(b["obs"][i : i + 1], b["acs"][i : i + 1])[0]
         ref = ref + 0.5 * w[i] * td**2 / B
         assert torch.allclose(info["td_errors"][i], td.detach(), atol=1e-6)
@@ -191,11 +191,12 @@ def test_dqn_loss_double_and_plain():
 def test_nstep_columns_are_used():
     torch.manual_seed(0)
     pol = DeterministicPol(OB, AC, nn.Linear(3, 2))
-    qf, targ_qf = qfunc(1), qfunc(2)
+    qf, target_qf = qfunc(1), qfunc(2)
     b = batch(5)
     b.update(nstep_rets=torch.randn(B), nstep_next_obs=torch.randn(B, 3), nstep_discounts=torch.rand(B))
-    loss, _ = lf.bellman(qf, targ_qf, pol, b, 0.9, nstep=True)
-    y = b["nstep_rets"] + b["nstep_discounts"] * targ_qf(b["nstep_next_obs"], torch.tanh(pol.net(b["nstep_next_obs"])))
+    loss, _ = lf.bellman(qf, target_qf, pol, b, 0.9, nstep=True)
+    next_obs = b["nstep_next_obs"]
+    y = b["nstep_rets"] + b["nstep_discounts"] * target_qf(next_obs, torch.tanh(pol.net(next_obs)))
     assert torch.allclose(loss, 0.5 * ((qf(b["obs"], b["acs"]) - y) ** 2).mean(), atol=1e-6)
 
 

@@ -9,8 +9,8 @@ re-concatenated. Because steps are stored with their own ``next_obs`` and
 evicting the oldest steps of an episode never corrupts a Bellman target.
 
 :class:`PrioritizedReplayBuffer` adds proportional prioritized sampling (Schaul et al.,
-2016) over a :class:`SumTree`: ``P(i) = p_i**alpha / sum_k p_k**alpha``; the
-importance weights use a ``beta`` the caller passes to every :meth:`sample` call (no
+2016) over a :class:`SumTree`: ``P(i) = p_i**per_alpha / sum_k p_k**per_alpha``; the
+importance weights use a ``per_beta`` the caller passes to every :meth:`sample` call (no
 hidden annealing state).
 
 Both live on a device the user chooses; sampled batches are on that device. Both
@@ -228,7 +228,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     Args:
         capacity, device, keys: as :class:`ReplayBuffer`.
-        alpha: how much prioritization is used (0: uniform).
+        per_alpha: how much prioritization is used (0: uniform).
         eps: added to every priority so none is zero.
 
     New steps get priority ``traj["pris"]`` when the Traj has that column (from
@@ -239,15 +239,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def __init__(
         self,
         capacity: int,
-        alpha: float = 0.6,
+        per_alpha: float = 0.6,
         device: torch.device | str = "cpu",
         keys: Sequence[str] | None = None,
         eps: float = 1e-6,
     ) -> None:
         super().__init__(capacity, device, keys)
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
-        self.alpha, self.eps = float(alpha), float(eps)
+        if per_alpha < 0:
+            raise ValueError(f"per_alpha must be >= 0, got {per_alpha}")
+        self.per_alpha, self.eps = float(per_alpha), float(eps)
         self.tree = SumTree(capacity)
         self.max_pri = 1.0
 
@@ -258,19 +258,30 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             self.max_pri = max(self.max_pri, float(pris.max()))
         else:
             pris = np.full(len(slots), self.max_pri)
-        self.tree.update(slots.numpy(), (pris + self.eps) ** self.alpha)
+        self.tree.update(slots.numpy(), (pris + self.eps) ** self.per_alpha)
         return slots
 
     def state_dict(self) -> dict[str, Any]:
-        """The ring's state plus the filled slots' tree leaves (``p**alpha``), ``max_pri``, ``alpha`` and ``eps``."""
+        """The ring's state plus the filled slots' tree leaves (``p**per_alpha``), ``max_pri``, ``per_alpha``, ``eps``.
+
+        (``load_state_dict`` also reads the key ``alpha`` of states saved before the rename.)
+        """
         leaves = torch.from_numpy(self.tree.leaves()[: self._size].copy())
-        return {**super().state_dict(), "leaves": leaves, "max_pri": self.max_pri, "alpha": self.alpha, "eps": self.eps}
+        return {
+            **super().state_dict(),
+            "leaves": leaves,
+            "max_pri": self.max_pri,
+            "per_alpha": self.per_alpha,
+            "eps": self.eps,
+        }
 
     def check_state_dict(self, state: Mapping[str, Any]) -> None:
         super().check_state_dict(state)
-        if (state["alpha"], state["eps"]) != (self.alpha, self.eps):
+        per_alpha = state.get("per_alpha", state.get("alpha"))  # "alpha": checkpoints before the rename
+        if (per_alpha, state["eps"]) != (self.per_alpha, self.eps):
             raise ValueError(
-                f"state has alpha={state['alpha']}, eps={state['eps']}; this buffer alpha={self.alpha}, eps={self.eps}"
+                f"state has per_alpha={per_alpha}, eps={state['eps']}; "
+                f"this buffer per_alpha={self.per_alpha}, eps={self.eps}"
             )
         leaves = state["leaves"]
         if not isinstance(leaves, torch.Tensor) or leaves.shape != (int(state["size"]),):
@@ -290,13 +301,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if np.any(idx >= self._size):
             raise IndexError("update_pris got a slot that holds no step")
         self.max_pri = max(self.max_pri, float(pris.max()))
-        self.tree.update(idx, (np.abs(pris) + self.eps) ** self.alpha)
+        self.tree.update(idx, (np.abs(pris) + self.eps) ** self.per_alpha)
 
-    def sample(self, batch_size: int, beta: float, generator: torch.Generator | int | None = None) -> Batch:
+    def sample(self, batch_size: int, per_beta: float, generator: torch.Generator | int | None = None) -> Batch:
         """A prioritized batch: ``(B, ...)`` columns plus ``idx: (B,)`` and ``weights: (B,)``.
 
         Draws are stratified: one uniform draw in each of ``B`` equal slices of the total
-        priority. ``weights = (size * P(i))**-beta``, divided by the batch's largest
+        priority. ``weights = (size * P(i))**-per_beta``, divided by the batch's largest
         weight so they are at most 1.
         """
         if self._size == 0:
@@ -306,7 +317,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         prefix = np.minimum((np.arange(batch_size) + u) * (total / batch_size), np.nextafter(total, 0))
         idx = self.tree.find(prefix)
         probs = self.tree.leaves()[idx] / total
-        w = (self._size * probs) ** (-beta)
+        w = (self._size * probs) ** (-per_beta)
         w = w / w.max()
         idx_t = torch.from_numpy(idx)
         batch = self.get(idx_t)
@@ -315,5 +326,5 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return batch
 
     def random_batch(self, batch_size: int, generator: torch.Generator | int | None = None) -> Batch:
-        """A prioritized batch with ``beta=1`` (full importance correction); see :meth:`sample`."""
+        """A prioritized batch with ``per_beta=1`` (full importance correction); see :meth:`sample`."""
         return self.sample(batch_size, 1.0, generator)

@@ -35,8 +35,8 @@ def _ratio(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Params, Params]:
     return torch.exp(llh - old_llh), params, old
 
 
-def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_beta: float = 0.0) -> tuple[torch.Tensor, Info]:
-    """PPO's clipped surrogate: ``-mean(min(r A, clip(r, 1-c, 1+c) A)) - ent_beta * mean(H)``.
+def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_coef: float = 0.0) -> tuple[torch.Tensor, Info]:
+    """PPO's clipped surrogate: ``-mean(min(r A, clip(r, 1-c, 1+c) A)) - ent_coef * mean(H)``.
 
     Needs ``obs``, ``acs``, ``advs`` and the old distribution parameters.
     """
@@ -44,7 +44,7 @@ def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_beta: float = 0.0
     advs = batch["advs"]
     surr = torch.min(ratio * advs, ratio.clamp(1.0 - clip_param, 1.0 + clip_param) * advs)
     ent = pol.pd.ent(params).mean()
-    loss = -surr.mean() - ent_beta * ent
+    loss = -surr.mean() - ent_coef * ent
     with torch.no_grad():
         info = {
             "kl": pol.pd.kl_pq(old, params).mean(),
@@ -54,21 +54,21 @@ def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_beta: float = 0.0
     return loss, info
 
 
-def pg_kl(pol: BasePol, batch: Batch, kl_beta: float, ent_beta: float = 0.0) -> tuple[torch.Tensor, Info]:
-    """PPO's KL-penalized surrogate: ``-mean(r A) + kl_beta * mean(KL(old || new)) - ent_beta * mean(H)``."""
+def pg_kl(pol: BasePol, batch: Batch, kl_coef: float, ent_coef: float = 0.0) -> tuple[torch.Tensor, Info]:
+    """PPO's KL-penalized surrogate: ``-mean(r A) + kl_coef * mean(KL(old || new)) - ent_coef * mean(H)``."""
     ratio, params, old = _ratio(pol, batch)
     kl = pol.pd.kl_pq(old, params).mean()
     ent = pol.pd.ent(params).mean()
-    loss = -(ratio * batch["advs"]).mean() + kl_beta * kl - ent_beta * ent
+    loss = -(ratio * batch["advs"]).mean() + kl_coef * kl - ent_coef * ent
     return loss, {"kl": kl.detach(), "ent": ent.detach()}
 
 
-def pg(pol: BasePol, batch: Batch, ent_beta: float = 0.0) -> tuple[torch.Tensor, Info]:
-    """Vanilla policy gradient: ``-mean(log pi(a|s) A) - ent_beta * mean(H)``."""
+def pg(pol: BasePol, batch: Batch, ent_coef: float = 0.0) -> tuple[torch.Tensor, Info]:
+    """Vanilla policy gradient: ``-mean(log pi(a|s) A) - ent_coef * mean(H)``."""
     params = pol(batch["obs"])
     llh = pol.pd.llh(batch["acs"], params)
     ent = pol.pd.ent(params).mean()
-    loss = -(llh * batch["advs"]).mean() - ent_beta * ent
+    loss = -(llh * batch["advs"]).mean() - ent_coef * ent
     return loss, {"ent": ent.detach()}
 
 
@@ -142,27 +142,27 @@ def _mode(pol: BasePol, obs: torch.Tensor) -> torch.Tensor:
 
 def bellman(
     qf: torch.nn.Module,
-    targ_qf: torch.nn.Module,
-    targ_pol: BasePol,
+    target_qf: torch.nn.Module,
+    target_pol: BasePol,
     batch: Batch,
     gamma: float,
     nstep: bool = False,
 ) -> tuple[torch.Tensor, Info]:
     """DDPG's critic loss ``0.5 * mean(w * (Q(s, a) - y)**2)``, ``y = r + gamma (1 - d) Q'(s', mu'(s'))``.
 
-    ``mu'`` is the mode of ``targ_pol``'s distribution. ``info["td_errors"]`` is the
+    ``mu'`` is the mode of ``target_pol``'s distribution. ``info["td_errors"]`` is the
     ``(B,)`` detached ``y - Q(s, a)`` (for priorities); ``info["q_mean"]`` the mean Q.
     """
     rews, next_obs, disc = _transition(batch, gamma, nstep)
     with torch.no_grad():
-        y = rews + disc * targ_qf(next_obs, _mode(targ_pol, next_obs))
+        y = rews + disc * target_qf(next_obs, _mode(target_pol, next_obs))
     q = qf(batch["obs"], batch["acs"])
     td = y - q
     return _weighted_sq(td, batch), {"q_mean": q.detach().mean(), "td_errors": td.detach()}
 
 
 def target_smoothing(
-    targ_pol: BasePol,
+    target_pol: BasePol,
     obs: torch.Tensor,
     noise_std: float,
     noise_clip: float,
@@ -173,7 +173,7 @@ def target_smoothing(
     ``eps ~ N(0, noise_std**2)``, drawn from ``generator``.
     """
     with torch.no_grad():
-        acs = _mode(targ_pol, obs)
+        acs = _mode(target_pol, obs)
         noise = torch.randn(acs.shape, generator=generator, device=acs.device, dtype=acs.dtype)
         return (acs + (noise * noise_std).clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
 
@@ -181,8 +181,8 @@ def target_smoothing(
 def clipped_double_bellman(
     qf1: torch.nn.Module,
     qf2: torch.nn.Module,
-    targ_qf1: torch.nn.Module,
-    targ_qf2: torch.nn.Module,
+    target_qf1: torch.nn.Module,
+    target_qf2: torch.nn.Module,
     next_acs: torch.Tensor,
     batch: Batch,
     gamma: float,
@@ -196,7 +196,7 @@ def clipped_double_bellman(
     """
     rews, next_obs, disc = _transition(batch, gamma, nstep)
     with torch.no_grad():
-        y = rews + disc * torch.min(targ_qf1(next_obs, next_acs), targ_qf2(next_obs, next_acs))
+        y = rews + disc * torch.min(target_qf1(next_obs, next_acs), target_qf2(next_obs, next_acs))
     q1, q2 = qf1(batch["obs"], batch["acs"]), qf2(batch["obs"], batch["acs"])
     td1 = y - q1
     loss = _weighted_sq(td1, batch) + _weighted_sq(y - q2, batch)
@@ -219,8 +219,8 @@ def sac(
     pol: BasePol,
     qf1: torch.nn.Module,
     qf2: torch.nn.Module,
-    targ_qf1: torch.nn.Module,
-    targ_qf2: torch.nn.Module,
+    target_qf1: torch.nn.Module,
+    target_qf2: torch.nn.Module,
     log_alpha: torch.Tensor,
     batch: Batch,
     gamma: float,
@@ -256,7 +256,7 @@ def sac(
     alpha = log_alpha.detach().exp()
     with torch.no_grad():
         next_acs, next_llh = pd.rsample_with_llh(pol(next_obs), generator)
-        next_q = torch.min(targ_qf1(next_obs, next_acs), targ_qf2(next_obs, next_acs))
+        next_q = torch.min(target_qf1(next_obs, next_acs), target_qf2(next_obs, next_acs))
         y = rews + disc * (next_q - alpha * next_llh)
     q1, q2 = qf1(obs, batch["acs"]), qf2(obs, batch["acs"])
     td1 = y - q1
@@ -280,7 +280,7 @@ def sac(
 
 def dqn(
     qf: torch.nn.Module,
-    targ_qf: torch.nn.Module,
+    target_qf: torch.nn.Module,
     batch: Batch,
     gamma: float,
     double: bool = True,
@@ -296,7 +296,7 @@ def dqn(
     """
     rews, next_obs, disc = _transition(batch, gamma, nstep)
     with torch.no_grad():
-        next_targ = targ_qf(next_obs)
+        next_targ = target_qf(next_obs)
         if double:
             next_acs = qf(next_obs).argmax(-1, keepdim=True)
             next_q = next_targ.gather(-1, next_acs).squeeze(-1)

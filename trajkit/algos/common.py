@@ -25,35 +25,36 @@ class BatchSource(Protocol):
 
 
 def sample_batch(
-    source: BatchSource, batch_size: int, beta: float, generator: torch.Generator | None
+    source: BatchSource, batch_size: int, per_beta: float, generator: torch.Generator | None
 ) -> tuple[dict[str, torch.Tensor], Callable[[torch.Tensor], None]]:
     """A batch from ``source`` and a function taking its ``(B,)`` TD errors.
 
     From a prioritized buffer (anything with ``sample`` and ``update_pris``) the batch is
-    drawn with importance exponent ``beta`` (it carries ``idx`` and ``weights``) and the
+    drawn with importance exponent ``per_beta`` (it carries ``idx`` and ``weights``) and the
     function sets those steps' priorities to ``|TD error|``; from anything else the batch
     is uniform and the function does nothing.
     """
     if hasattr(source, "update_pris") and hasattr(source, "sample"):
-        batch = source.sample(batch_size, beta, generator)
+        batch = source.sample(batch_size, per_beta, generator)
         idx = batch["idx"]
         return batch, lambda td: source.update_pris(idx, td.abs())
     return source.random_batch(batch_size, generator), lambda td: None
 
 
 def polyak_update(
-    targ: torch.nn.Module | Sequence[torch.Tensor], src: torch.nn.Module | Sequence[torch.Tensor], tau: float
+    target: torch.nn.Module | Sequence[torch.Tensor], source: torch.nn.Module | Sequence[torch.Tensor], tau: float
 ) -> None:
-    """Move ``targ``'s parameters (and floating buffers) towards ``src``'s in place.
+    """Move ``target``'s parameters (and floating buffers) towards ``source``'s in place.
 
-    ``targ <- (1 - tau) * targ + tau * src``, as one fused ``lerp`` over all tensors;
-    ``tau=1`` copies. ``targ`` and ``src`` are modules of the same structure, or
-    matching lists of tensors (from :func:`polyak_tensors`, built once outside a hot loop).
+    ``target <- (1 - tau) * target + tau * source``, as one fused ``lerp`` over all
+    tensors; ``tau=1`` copies. ``target`` and ``source`` are modules of the same
+    structure, or matching lists of tensors (from :func:`polyak_tensors`, built once
+    outside a hot loop).
     """
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau must be in [0, 1], got {tau}")
-    t = polyak_tensors(targ) if isinstance(targ, torch.nn.Module) else list(targ)
-    s = polyak_tensors(src) if isinstance(src, torch.nn.Module) else list(src)
+    t = polyak_tensors(target) if isinstance(target, torch.nn.Module) else list(target)
+    s = polyak_tensors(source) if isinstance(source, torch.nn.Module) else list(source)
     if len(t) != len(s):
         raise ValueError("polyak_update needs two modules with the same parameters")
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """(Double, dueling, prioritized) deep Q-learning (Mnih et al., 2015; van Hasselt et al., 2016).
 
 For each of ``num_steps`` gradient steps: draw a batch (prioritized with importance
-weights ``beta`` from a ``PrioritizedReplayBuffer``), minimize ``lf.dqn`` (double-DQN
+weights ``per_beta`` from a ``PrioritizedReplayBuffer``), minimize ``lf.dqn`` (double-DQN
 target, Huber loss), clip the gradient norm, update the drawn steps' priorities, and
 every ``target_update_interval`` steps move the target network by ``tau`` (``tau=1``: copy).
 Dueling heads are a network choice: build the Q-function on ``nets.dueling_mlp``.
@@ -27,7 +27,7 @@ def train(
     *,
     traj: BatchSource,
     qf: torch.nn.Module,
-    targ_qf: torch.nn.Module,
+    target_qf: torch.nn.Module,
     optim_qf: torch.optim.Optimizer,
     num_steps: int,
     batch_size: int,
@@ -37,7 +37,7 @@ def train(
     tau: float = 1.0,
     target_update_interval: int = 1,
     max_grad_norm: float | None = 10.0,
-    beta: float = 0.4,
+    per_beta: float = 0.4,
     nstep: bool = False,
     generator: torch.Generator | int | None = None,
 ) -> TrainResult:
@@ -48,11 +48,11 @@ def train(
             indices), ``rews``, ``next_obs``, ``terminals``.
         double: double-DQN target (online argmax, target value); else ``max`` of the target.
         tau, target_update_interval: every ``target_update_interval`` steps of this call
-            (counted from its first step) ``targ_qf <- (1 - tau) targ_qf + tau qf``.
+            (counted from its first step) ``target_qf <- (1 - tau) target_qf + tau qf``.
             ``tau=1`` with ``target_update_interval=num_steps`` keeps the target fixed
             during the call and copies it at the end.
         max_grad_norm: gradient-norm clip (None: none).
-        beta: importance-weight exponent for a ``PrioritizedReplayBuffer``.
+        per_beta: importance-weight exponent for a ``PrioritizedReplayBuffer``.
         generator: batch sampling.
 
     Returns:
@@ -63,8 +63,8 @@ def train(
     params = list(qf.parameters())
     series: dict[str, list[torch.Tensor]] = {k: [] for k in ("qf_loss", "q_mean", "td_abs")}
     for i in range(num_steps):
-        batch, update_pris = sample_batch(traj, batch_size, beta, g)
-        loss, info = lf.dqn(qf, targ_qf, batch, gamma, double, huber, nstep)
+        batch, update_pris = sample_batch(traj, batch_size, per_beta, g)
+        loss, info = lf.dqn(qf, target_qf, batch, gamma, double, huber, nstep)
         optim_qf.zero_grad(set_to_none=True)
         loss.backward()
         if max_grad_norm is not None:
@@ -72,7 +72,7 @@ def train(
         optim_qf.step()
         update_pris(info["td_errors"])
         if (i + 1) % target_update_interval == 0:
-            polyak_update(targ_qf, qf, tau)
+            polyak_update(target_qf, qf, tau)
         series["qf_loss"].append(loss.detach())
         series["q_mean"].append(info["q_mean"])
         series["td_abs"].append(info["td_errors"].abs().mean())

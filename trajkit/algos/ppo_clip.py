@@ -30,7 +30,7 @@ def train(
     epoch: int,
     batch_size: int,
     clip_param: float = 0.2,
-    ent_beta: float = 0.0,
+    ent_coef: float = 0.0,
     vf_clip_param: float | None = None,
     max_grad_norm: float | None = 0.5,
     target_kl: float | None = None,
@@ -41,7 +41,7 @@ def train(
     Args:
         epoch: passes over the Traj. batch_size: minibatch size in steps (the last
             partial batch of each pass is used too).
-        clip_param: the ratio clip ``epsilon``. ent_beta: entropy bonus weight.
+        clip_param: the ratio clip ``epsilon``. ent_coef: entropy bonus weight.
         vf_clip_param: clip the value prediction around the old ``vs`` (None: no clipping).
         max_grad_norm: gradient-norm clip for each optimizer step (None: none).
         target_kl: stop the remaining epochs once an epoch's mean KL exceeds this.
@@ -63,7 +63,7 @@ def train(
         sums = {"pol_loss": 0.0, "vf_loss": 0.0, "kl": 0.0, "ent": 0.0, "clip_frac": 0.0}
         n = 0
         for batch in traj.iterate(batch_size, epoch=1, shuffle=True, generator=g):
-            pol_loss, info = lf.pg_clip(pol, batch, clip_param, ent_beta)
+            pol_loss, info = lf.pg_clip(pol, batch, clip_param, ent_coef)
             step(optim_pol, pol_loss, pol.parameters(), max_grad_norm)
             vf_loss, _ = lf.monte_carlo(vf, batch, vf_clip_param)
             step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)

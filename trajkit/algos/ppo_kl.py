@@ -2,8 +2,10 @@
 
 Minibatch steps on ``lf.pg_kl`` and ``lf.monte_carlo``. After the epochs the KL to the
 old policy is measured on the whole Traj and the coefficient adapted: doubled if the
-KL is above ``1.5 * kl_targ``, halved if below ``kl_targ / 1.5``. The new coefficient is
-returned (``diagnostics["kl_beta"]``); pass it in next time. Nothing is kept between
+KL is above ``1.5 * target_kl``, halved if below ``target_kl / 1.5``: ``target_kl`` is
+the KL per update the algorithm aims to stay at (PPO-clip's ``target_kl`` has the same
+meaning; there it stops the remaining epochs once exceeded). The new coefficient is
+returned (``diagnostics["kl_coef"]``); pass it in next time. Nothing is kept between
 calls.
 """
 
@@ -30,9 +32,9 @@ def train(
     optim_vf: torch.optim.Optimizer,
     epoch: int,
     batch_size: int,
-    kl_beta: float = 1.0,
-    kl_targ: float = 0.01,
-    ent_beta: float = 0.0,
+    kl_coef: float = 1.0,
+    target_kl: float = 0.01,
+    ent_coef: float = 0.0,
     max_grad_norm: float | None = 0.5,
     generator: torch.Generator | int | None = None,
 ) -> TrainResult:
@@ -40,7 +42,7 @@ def train(
 
     Returns:
         ``losses["pol_loss"]``, ``losses["vf_loss"]`` per epoch; ``diagnostics``
-        ``kl`` (whole Traj, after the update), ``ent``, ``kl_beta`` (the adapted
+        ``kl`` (whole Traj, after the update), ``ent``, ``kl_coef`` (the adapted
         coefficient for the next call), ``explained_var``.
     """
     require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
@@ -50,7 +52,7 @@ def train(
         pol_sum = vf_sum = 0.0
         n = 0
         for batch in traj.iterate(batch_size, epoch=1, shuffle=True, generator=g):
-            pol_loss, _ = lf.pg_kl(pol, batch, kl_beta, ent_beta)
+            pol_loss, _ = lf.pg_kl(pol, batch, kl_coef, ent_coef)
             step(optim_pol, pol_loss, pol.parameters(), max_grad_norm)
             vf_loss, _ = lf.monte_carlo(vf, batch)
             step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
@@ -62,11 +64,11 @@ def train(
         params = pol(full["obs"])
         kl = float(pol.pd.kl_pq(lf.old_params(pol, full), params).mean())
         ent = float(pol.pd.ent(params).mean())
-    if kl > 1.5 * kl_targ:
-        kl_beta *= 2.0
-    elif kl < kl_targ / 1.5:
-        kl_beta /= 2.0
-    result.diagnostics.update(kl=kl, ent=ent, kl_beta=kl_beta)
+    if kl > 1.5 * target_kl:
+        kl_coef *= 2.0
+    elif kl < target_kl / 1.5:
+        kl_coef /= 2.0
+    result.diagnostics.update(kl=kl, ent=ent, kl_coef=kl_coef)
     if "vs" in traj:
         result.diagnostics["explained_var"] = explained_variance(traj["vs"], traj["rets"])
     return result

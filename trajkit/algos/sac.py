@@ -33,8 +33,8 @@ def train(
     pol: BasePol,
     qf1: torch.nn.Module,
     qf2: torch.nn.Module,
-    targ_qf1: torch.nn.Module,
-    targ_qf2: torch.nn.Module,
+    target_qf1: torch.nn.Module,
+    target_qf2: torch.nn.Module,
     log_alpha: torch.Tensor,
     optim_pol: torch.optim.Optimizer,
     optim_qf: torch.optim.Optimizer,
@@ -68,19 +68,19 @@ def train(
     g = as_generator(generator)
     if target_ent is None:
         target_ent = -float(flat_dim(pol.ac_space))
-    targ, src = polyak_tensors(targ_qf1, targ_qf2), polyak_tensors(qf1, qf2)
+    target, source = polyak_tensors(target_qf1, target_qf2), polyak_tensors(qf1, qf2)
     optims = [o for o in (optim_qf, optim_pol, optim_alpha) if o is not None]
     names = ("pol_loss", "qf_loss", "alpha_loss", "alpha", "q1_mean", "ent")
     series: dict[str, list[torch.Tensor]] = {k: [] for k in (*names, "td_abs")}
     for _ in range(num_steps):
         batch = traj.random_batch(batch_size, g)
-        loss, info = lf.sac(pol, qf1, qf2, targ_qf1, targ_qf2, log_alpha, batch, gamma, target_ent, g, nstep)
+        loss, info = lf.sac(pol, qf1, qf2, target_qf1, target_qf2, log_alpha, batch, gamma, target_ent, g, nstep)
         for o in optims:
             o.zero_grad(set_to_none=True)
         loss.backward()
         for o in optims:
             o.step()
-        polyak_update(targ, src, tau)
+        polyak_update(target, source, tau)
         for k in names:
             series[k].append(info[k])
         series["td_abs"].append(info["td_errors"].abs().mean())

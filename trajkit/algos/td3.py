@@ -34,9 +34,9 @@ def train(
     pol: BasePol,
     qf1: torch.nn.Module,
     qf2: torch.nn.Module,
-    targ_pol: BasePol,
-    targ_qf1: torch.nn.Module,
-    targ_qf2: torch.nn.Module,
+    target_pol: BasePol,
+    target_qf1: torch.nn.Module,
+    target_qf2: torch.nn.Module,
     optim_pol: torch.optim.Optimizer,
     optim_qf: torch.optim.Optimizer,
     num_steps: int,
@@ -46,7 +46,7 @@ def train(
     policy_delay: int = 2,
     target_noise: float = 0.2,
     target_noise_clip: float = 0.5,
-    beta: float = 0.4,
+    per_beta: float = 0.4,
     nstep: bool = False,
     generator: torch.Generator | int | None = None,
 ) -> TrainResult:
@@ -60,7 +60,7 @@ def train(
             within this call, starting with the call's first step).
         target_noise, target_noise_clip: std and clip of the target-smoothing noise,
             in the policy's ``[-1, 1]`` action units.
-        beta: importance-weight exponent for a ``PrioritizedReplayBuffer``.
+        per_beta: importance-weight exponent for a ``PrioritizedReplayBuffer``.
         generator: batch sampling and target noise.
 
     Returns:
@@ -70,12 +70,12 @@ def train(
     require_transitions(traj, nstep)
     g = as_generator(generator)
     series: dict[str, list[torch.Tensor]] = {k: [] for k in ("pol_loss", "qf_loss", "q1_mean", "td_abs")}
-    targ, src = polyak_tensors(targ_qf1, targ_qf2, targ_pol), polyak_tensors(qf1, qf2, pol)
+    target, source = polyak_tensors(target_qf1, target_qf2, target_pol), polyak_tensors(qf1, qf2, pol)
     for i in range(num_steps):
-        batch, update_pris = sample_batch(traj, batch_size, beta, g)
+        batch, update_pris = sample_batch(traj, batch_size, per_beta, g)
         next_obs = batch["nstep_next_obs" if nstep else "next_obs"]
-        next_acs = lf.target_smoothing(targ_pol, next_obs, target_noise, target_noise_clip, g)
-        loss, info = lf.clipped_double_bellman(qf1, qf2, targ_qf1, targ_qf2, next_acs, batch, gamma, nstep)
+        next_acs = lf.target_smoothing(target_pol, next_obs, target_noise, target_noise_clip, g)
+        loss, info = lf.clipped_double_bellman(qf1, qf2, target_qf1, target_qf2, next_acs, batch, gamma, nstep)
         series["qf_loss"].append(loss.detach())
         update_actor = i % policy_delay == 0
         if update_actor:
@@ -89,7 +89,7 @@ def train(
         update_pris(info["td_errors"])
         if update_actor:
             optim_pol.step()
-            polyak_update(targ, src, tau)
+            polyak_update(target, source, tau)
         series["q1_mean"].append(info["q1_mean"])
         series["td_abs"].append(info["td_errors"].abs().mean())
     result = result_from_series(series)

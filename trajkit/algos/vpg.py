@@ -27,7 +27,7 @@ def train(
     optim_vf: torch.optim.Optimizer,
     vf_epoch: int = 80,
     vf_batch_size: int = 256,
-    ent_beta: float = 0.0,
+    ent_coef: float = 0.0,
     max_grad_norm: float | None = None,
     generator: torch.Generator | int | None = None,
 ) -> TrainResult:
@@ -40,7 +40,7 @@ def train(
     require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
     result = TrainResult()
     full = traj.full_batch()
-    pol_loss, info = lf.pg(pol, full, ent_beta)
+    pol_loss, info = lf.pg(pol, full, ent_coef)
     step(optim_pol, pol_loss, pol.parameters(), max_grad_norm)
     result.append(pol_loss=pol_loss)
     vf_losses = fit_vf(traj=traj, vf=vf, optim_vf=optim_vf, epoch=vf_epoch, batch_size=vf_batch_size,
