@@ -45,8 +45,8 @@ def _traj_with_all_dtypes() -> tk.Traj:
 
 def test_traj_round_trip_is_exact_for_every_dtype(tmp_path: Path) -> None:
     traj = _traj_with_all_dtypes()
-    traj.save(tmp_path / "t.npz")
-    back = tk.Traj.load(tmp_path / "t.npz")
+    tio.save_traj(traj, tmp_path / "t.npz")
+    back = tio.load_traj(tmp_path / "t.npz")
     assert back.keys() == traj.keys()
     for k in traj.keys():
         assert back[k].dtype == traj[k].dtype, k
@@ -58,7 +58,7 @@ def test_traj_round_trip_is_exact_for_every_dtype(tmp_path: Path) -> None:
 
 
 def test_file_is_plain_npz_with_json_metadata(tmp_path: Path) -> None:
-    _traj_with_all_dtypes().save(tmp_path / "t.npz")
+    tio.save_traj(_traj_with_all_dtypes(), tmp_path / "t.npz")
     with np.load(tmp_path / "t.npz", allow_pickle=False) as z:
         meta = json.loads(str(z["__meta__"]))
         assert meta["format"] == "trajkit.traj" and meta["version"] == tio.FORMAT_VERSION
@@ -100,7 +100,7 @@ def test_episode_list_round_trip_keeps_numpy_dtypes(tmp_path: Path) -> None:
 def test_episode_file_loads_as_traj(tmp_path: Path) -> None:
     epis = _epis()
     tio.save_epis(epis, tmp_path / "e.npz")
-    traj = tk.Traj.load(tmp_path / "e.npz")
+    traj = tio.load_traj(tmp_path / "e.npz")
     ref = tk.Traj.from_epis(epis)
     for k in ref.keys():
         assert torch.equal(traj[k], ref[k])
@@ -108,11 +108,11 @@ def test_episode_file_loads_as_traj(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, 0.999])
 def test_truncated_file_raises_clear_error(tmp_path: Path, cut: float) -> None:
-    _traj_with_all_dtypes().save(tmp_path / "t.npz")
+    tio.save_traj(_traj_with_all_dtypes(), tmp_path / "t.npz")
     data = (tmp_path / "t.npz").read_bytes()
     (tmp_path / "bad.npz").write_bytes(data[: int(len(data) * cut)])
     with pytest.raises(tio.TrajFileError, match="truncated or corrupted"):
-        tk.Traj.load(tmp_path / "bad.npz")
+        tio.load_traj(tmp_path / "bad.npz")
 
 
 def test_flipped_byte_in_column_data_is_detected(tmp_path: Path) -> None:
@@ -121,41 +121,41 @@ def test_flipped_byte_in_column_data_is_detected(tmp_path: Path) -> None:
         {"terminated": torch.tensor([True]), "truncated": torch.tensor([False])},
         torch.tensor([0, 1000]),
     )
-    traj.save(tmp_path / "t.npz")
+    tio.save_traj(traj, tmp_path / "t.npz")
     data = bytearray((tmp_path / "t.npz").read_bytes())
     with zipfile.ZipFile(tmp_path / "t.npz") as z:
         info = z.getinfo("step/obs.npy")
     data[info.header_offset + 200 + 1000] ^= 0xFF  # inside the obs array's data
     (tmp_path / "bad.npz").write_bytes(bytes(data))
     with pytest.raises(tio.TrajFileError):
-        tk.Traj.load(tmp_path / "bad.npz")
+        tio.load_traj(tmp_path / "bad.npz")
 
 
 def test_wrong_version_and_foreign_files_are_rejected(tmp_path: Path) -> None:
-    _traj_with_all_dtypes().save(tmp_path / "t.npz")
+    tio.save_traj(_traj_with_all_dtypes(), tmp_path / "t.npz")
     with np.load(tmp_path / "t.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(str(arrays["__meta__"]))
     meta["version"] = 99
     np.savez(tmp_path / "v99.npz", **{**arrays, "__meta__": np.array(json.dumps(meta))})
     with pytest.raises(tio.TrajFileError, match="version 99"):
-        tk.Traj.load(tmp_path / "v99.npz")
+        tio.load_traj(tmp_path / "v99.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(tio.TrajFileError, match="not a trajkit Traj file"):
-        tk.Traj.load(tmp_path / "other.npz")
+        tio.load_traj(tmp_path / "other.npz")
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(tio.TrajFileError):
-        tk.Traj.load(tmp_path / "text.npz")
+        tio.load_traj(tmp_path / "text.npz")
 
 
 def test_shape_mismatch_with_metadata_is_rejected(tmp_path: Path) -> None:
-    _traj_with_all_dtypes().save(tmp_path / "t.npz")
+    tio.save_traj(_traj_with_all_dtypes(), tmp_path / "t.npz")
     with np.load(tmp_path / "t.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     arrays["step/obs"] = arrays["step/obs"][:5]
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(tio.TrajFileError, match="step/obs"):
-        tk.Traj.load(tmp_path / "bad.npz")
+        tio.load_traj(tmp_path / "bad.npz")
 
 
 def test_object_columns_cannot_be_saved(tmp_path: Path) -> None:

@@ -223,3 +223,96 @@ def test_missing_column_error_carries_the_callers_hint():
     assert isinstance(err, KeyError) and err.name == "zzz"
     plain = str(tk.MissingColumnError("zzz", ["obs"], where="episode"))
     assert plain == "Traj has no episode column 'zzz'. Available episode columns: ['obs']."
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "match"),
+    [
+        ("obs", np.nan, r"episode 1 has a non-finite observation nan at step 2"),
+        ("obs", -np.inf, r"episode 1 has a non-finite observation -inf at step 2"),
+        ("final_obs", np.nan, r"episode 1 has a non-finite final_obs nan .*last step 3"),
+    ],
+)
+def test_from_epis_refuses_non_finite_observations(where, value, match):
+    epis = make_epis([3, 4], [True, False])
+    if where == "obs":
+        epis[1]["obs"][2, 1] = value
+    else:
+        epis[1]["final_obs"][0] = value
+    with pytest.raises(ValueError, match=match):
+        tk.Traj.from_epis(epis)
+
+
+def test_from_epis_accepts_integer_observations_and_refuses_nan_in_float64_tensors():
+    epis = make_epis([2], [True])
+    epis[0]["obs"] = np.arange(6).reshape(2, 3)  # discrete observations are always finite
+    epis[0]["final_obs"] = np.arange(3)
+    assert tk.Traj.from_epis(epis)["obs"].dtype == torch.int64
+    epis[0]["obs"] = torch.tensor([[0.0, 1.0], [float("nan"), 2.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="non-finite observation nan at step 1"):
+        tk.Traj.from_epis(epis)
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda t: t.random_batch(0), ValueError, "batch_size must be >= 1, got 0"),
+        (lambda t: t.random_batch(-1), ValueError, "batch_size must be >= 1, got -1"),
+        (lambda t: t.random_batch(2.0), TypeError, "batch_size must be an integer"),
+        (lambda t: t.random_batch(True), TypeError, "batch_size must be an integer"),
+        (lambda t: t.iterate(batch_size=16.5), TypeError, "batch_size must be an integer, got 16.5"),
+        (lambda t: t.iterate(batch_size=0), ValueError, "batch_size must be >= 1, got 0"),
+        (lambda t: t.iterate(batch_size=4, epoch=0), ValueError, "epoch must be >= 1, got 0"),
+        (lambda t: t.iterate(batch_size=4, epoch=1.5), TypeError, "epoch must be an integer"),
+        (lambda t: t.iterate_rnn(batch_size=0), ValueError, "batch_size must be >= 1, got 0"),
+        (lambda t: t.iterate_rnn(batch_size=2, epoch=0), ValueError, "epoch must be >= 1, got 0"),
+    ],
+)
+def test_iterators_refuse_bad_sizes_at_the_call(call, exc, match):
+    traj = make_traj([3, 2], [True, False])
+    with pytest.raises(exc, match=match):
+        call(traj)  # no next(): the error comes before the first batch
+
+
+def test_iterators_accept_numpy_integers():
+    traj = make_traj([3, 2], [True, False])
+    assert len(traj.random_batch(np.int64(3))["obs"]) == 3
+    assert len(list(traj.iterate(np.int32(2), epoch=np.int64(1)))) == 3
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: t.random_batch(4),
+        lambda t: t.iterate(4),
+        lambda t: t.iterate_epi(),
+        lambda t: t.iterate_rnn(2),
+    ],
+)
+def test_an_empty_traj_is_refused_by_the_iterators(call):
+    full = make_traj([3, 2], [True, False])
+    empty = full.select_epis(torch.zeros(2, dtype=torch.bool))  # constructing one is allowed
+    assert empty.num_epi == 0 and empty.num_step == 0 and empty.bounds.tolist() == [0]
+    assert set(empty.full_batch()) == set(full.keys())
+    with pytest.raises(ValueError, match=r"empty Traj \(Traj\(num_epi=0, num_step=0"):
+        call(empty)
+    with pytest.raises(ValueError, match="at least one episode, got an empty list"):
+        tk.Traj.from_epis([])
+
+
+def test_traj_module_knows_no_file_format_nor_estimator():
+    import ast
+    import pathlib
+
+    import trajkit.traj
+
+    src = pathlib.Path(trajkit.traj.__file__).read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names)
+    assert not {m for m in imported if m.startswith(("trajkit.io", "trajkit.ef"))}, imported
+    assert "PRODUCERS" not in src
+    assert not hasattr(tk.Traj, "save") and not hasattr(tk.Traj, "load")

@@ -22,33 +22,17 @@ tensors it did not change. Iterators hold no cursor; they take a seed or a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
+from trajkit._epi_columns import EPI_KEYS, columns_from_epis
+from trajkit.checks import check_int
+
+__all__ = ["EPI_KEYS", "Batch", "MissingColumnError", "Traj", "concat"]
+
 Batch = dict[str, torch.Tensor]
-
-#: episode-level keys of the episode dicts produced by samplers
-EPI_KEYS = ("terminated", "truncated", "final_obs", "sampler_cut")
-
-#: which estimator adds which column, for error messages
-PRODUCERS = {
-    "vs": "ef.compute_vs(traj, vf)",
-    "final_vs": "ef.compute_vs(traj, vf)",
-    "rets": "ef.compute_rets(traj, gamma)",
-    "advs": "ef.compute_advs(traj, gamma, lam)",
-    "h_masks": "ef.compute_h_masks(traj)",
-    "next_obs": "ef.add_next_obs(traj)",
-    "terminals": "ef.add_next_obs(traj)",
-    "nstep_rets": "ef.compute_nstep_rets(traj, gamma, n)",
-    "nstep_next_obs": "ef.compute_nstep_rets(traj, gamma, n)",
-    "nstep_discounts": "ef.compute_nstep_rets(traj, gamma, n)",
-    "pris": "ef.compute_pris(traj, ...)",
-}
-
 
 class MissingColumnError(KeyError):
     """A column an estimator, loss or algorithm needs is not in the Traj.
@@ -64,8 +48,6 @@ class MissingColumnError(KeyError):
     def __init__(self, name: str, available: Sequence[str], where: str = "step", hint: str = "") -> None:
         self.name = name
         self.hint = hint
-        if not hint and name in PRODUCERS:  # fallback, removed once callers pass hints
-            hint = f"run {PRODUCERS[name]} first"
         fix = f" Fix: {hint.rstrip('.')}." if hint else ""
         self.message = f"Traj has no {where} column {name!r}.{fix} Available {where} columns: {sorted(available)}."
         super().__init__(self.message)
@@ -81,23 +63,18 @@ def _as_generator(generator: torch.Generator | int | None) -> torch.Generator | 
     return torch.Generator().manual_seed(int(generator))
 
 
-def _to_tensor(x: Any, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x
-    arr = np.asarray(x)
-    if arr.dtype == np.float64:
-        arr = arr.astype(np.float32)
-    if arr.dtype == object:
-        raise TypeError(f"column {name!r} has object dtype; columns must be numeric arrays")
-    return torch.from_numpy(np.ascontiguousarray(arr))
-
-
 class Traj:
     """Episodes as flat ``(N, ...)`` step columns, ``(E, ...)`` episode columns and bounds.
 
     Build one with :meth:`Traj.from_epis` from the episode dicts a sampler returns, or
     directly from tensors. The constructor checks that every step column has ``N`` rows
     and every episode column ``E`` rows.
+
+    An empty Traj (``bounds == [0]``, no episodes) can be constructed, e.g. by
+    :meth:`select_epis` with an all-False mask, and inspected (``num_step == 0``,
+    :meth:`full_batch`), but the iterators (:meth:`random_batch`, :meth:`iterate`,
+    :meth:`iterate_epi`, :meth:`iterate_rnn`) refuse it with a ValueError: training on no
+    data is a bug upstream, not a no-op. :meth:`from_epis` needs at least one episode.
     """
 
     __slots__ = ("_data", "_epi", "_bounds")
@@ -145,52 +122,12 @@ class Traj:
         All episodes must have the same keys.
 
         Raises:
-            ValueError: on an empty list, episodes with different keys, columns whose
-                lengths disagree within an episode, or non-finite rewards.
+            ValueError: on an empty list, an episode without steps, episodes with
+                different keys, columns whose lengths disagree within an episode, or a
+                non-finite reward, observation or final observation (the message names
+                the episode and the step).
         """
-        if len(epis) == 0:
-            raise ValueError("from_epis needs at least one episode")
-        keys = [k for k in epis[0] if k not in EPI_KEYS]
-        for required in ("obs", "acs", "rews"):
-            if required not in keys:
-                raise ValueError(f"episode 0 has no {required!r} column; episodes need obs, acs and rews")
-        lens = []
-        for i, epi in enumerate(epis):
-            if set(k for k in epi if k not in EPI_KEYS) != set(keys):
-                raise ValueError(
-                    f"episode {i} has columns {sorted(k for k in epi if k not in EPI_KEYS)}, "
-                    f"episode 0 has {sorted(keys)}; all episodes need the same columns"
-                )
-            t = len(epi["rews"])
-            if t == 0:
-                raise ValueError(f"episode {i} has no steps")
-            for k in keys:
-                if len(epi[k]) != t:
-                    raise ValueError(
-                        f"episode {i}: column {k!r} has {len(epi[k])} rows but 'rews' has {t}; "
-                        "all step columns of an episode must have the same length"
-                    )
-            rews = np.asarray(epi["rews"], dtype=np.float64)
-            bad = ~np.isfinite(rews)
-            if bad.any():
-                raise ValueError(
-                    f"episode {i} has a non-finite reward {rews[bad][0]} at step {int(np.argmax(bad))}"
-                )
-            lens.append(t)
-        data = {k: _cat_column([epi[k] for epi in epis], k) for k in keys}
-        data["rews"] = data["rews"].to(torch.float32)
-        terminated = torch.tensor([bool(epi.get("terminated", False)) for epi in epis])
-        truncated = torch.tensor([bool(epi.get("truncated", not epi.get("terminated", False))) for epi in epis])
-        if bool((terminated & truncated).any()):
-            i = int(torch.nonzero(terminated & truncated)[0])
-            raise ValueError(f"episode {i} is marked both terminated and truncated")
-        epi_cols = {"terminated": terminated, "truncated": truncated}
-        if all("sampler_cut" in epi for epi in epis):
-            epi_cols["sampler_cut"] = torch.tensor([bool(epi["sampler_cut"]) for epi in epis])
-        if all("final_obs" in epi for epi in epis):
-            epi_cols["final_obs"] = _cat_column([np.asarray(epi["final_obs"])[None] for epi in epis], "final_obs")
-        bounds = torch.zeros(len(lens) + 1, dtype=torch.int64)
-        bounds[1:] = torch.cumsum(torch.tensor(lens), 0)
+        data, epi_cols, bounds = columns_from_epis(epis)
         return cls(data, epi_cols, bounds).to(device)
 
     # ------------------------------------------------------------------ access
@@ -247,20 +184,6 @@ class Traj:
 
     def keys(self) -> list[str]:
         return list(self._data)
-
-    # ------------------------------------------------------------------ files
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write this Traj to ``path`` in the open ``.npz`` format of :mod:`trajkit.io` (atomically)."""
-        from trajkit.io import save_traj
-
-        save_traj(self, path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Traj:
-        """Read a Traj written by :meth:`save` (or :func:`trajkit.io.save_epis`); see :mod:`trajkit.io`."""
-        from trajkit.io import load_traj
-
-        return load_traj(path, device)
 
     def __repr__(self) -> str:
         cols = ", ".join(f"{k}{tuple(v.shape[1:])}" for k, v in self._data.items())
@@ -338,8 +261,19 @@ class Traj:
         """All step columns as one batch, shape ``(N, ...)``."""
         return dict(self._data)
 
+    def _check_not_empty(self, what: str) -> None:
+        if self.num_step == 0:
+            raise ValueError(f"{what} on an empty Traj ({self!r}); there are no steps to draw from")
+
     def random_batch(self, batch_size: int, generator: torch.Generator | int | None = None) -> Batch:
-        """``batch_size`` steps drawn uniformly with replacement, shape ``(B, ...)``."""
+        """``batch_size`` steps drawn uniformly with replacement, shape ``(B, ...)``.
+
+        Raises:
+            TypeError: ``batch_size`` is not an integer.
+            ValueError: ``batch_size < 1``, or the Traj is empty.
+        """
+        batch_size = check_int("batch_size", batch_size, min_value=1)
+        self._check_not_empty("random_batch")
         g = _as_generator(generator)
         idx = torch.randint(self.num_step, (batch_size,), generator=g).to(self.device)
         return {k: v[idx] for k, v in self._data.items()}
@@ -357,10 +291,19 @@ class Traj:
         ``B <= batch_size``. With ``shuffle`` each epoch draws a new permutation from
         ``generator`` (a ``torch.Generator``, an int seed, or ``None`` for torch's default
         generator). No state is stored on the Traj.
+
+        Raises (at the call, not at the first batch):
+            TypeError: ``batch_size`` or ``epoch`` is not an integer.
+            ValueError: ``batch_size < 1``, ``epoch < 1``, or the Traj is empty.
         """
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        g = _as_generator(generator)
+        batch_size = check_int("batch_size", batch_size, min_value=1)
+        epoch = check_int("epoch", epoch, min_value=1)
+        self._check_not_empty("iterate")
+        return self._iterate(batch_size, epoch, shuffle, _as_generator(generator))
+
+    def _iterate(
+        self, batch_size: int, epoch: int, shuffle: bool, g: torch.Generator | None
+    ) -> Iterator[Batch]:
         n = self.num_step
         for _ in range(epoch):
             order = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
@@ -372,10 +315,14 @@ class Traj:
     def iterate_epi(
         self, shuffle: bool = False, generator: torch.Generator | int | None = None
     ) -> Iterator[Batch]:
-        """One batch per episode: its step columns ``(T, ...)`` and episode columns."""
+        """One batch per episode: its step columns ``(T, ...)`` and episode columns.
+
+        Raises:
+            ValueError: the Traj is empty (at the call).
+        """
+        self._check_not_empty("iterate_epi")
         order = torch.randperm(self.num_epi, generator=_as_generator(generator)) if shuffle else range(self.num_epi)
-        for e in order:
-            yield self.epi_view(int(e))
+        return (self.epi_view(int(e)) for e in order)
 
     def iterate_rnn(
         self,
@@ -391,8 +338,19 @@ class Traj:
         ``"mask"`` of shape ``(T, B)`` (1 on real steps, 0 on padding) and the episode
         columns of shape ``(B, ...)``. ``batch_size`` counts episodes; the last partial
         batch is kept.
+
+        Raises (at the call, not at the first batch):
+            TypeError: ``batch_size`` or ``epoch`` is not an integer.
+            ValueError: ``batch_size < 1``, ``epoch < 1``, or the Traj is empty.
         """
-        g = _as_generator(generator)
+        batch_size = check_int("batch_size", batch_size, min_value=1)
+        epoch = check_int("epoch", epoch, min_value=1)
+        self._check_not_empty("iterate_rnn")
+        return self._iterate_rnn(batch_size, epoch, shuffle, _as_generator(generator))
+
+    def _iterate_rnn(
+        self, batch_size: int, epoch: int, shuffle: bool, g: torch.Generator | None
+    ) -> Iterator[Batch]:
         for _ in range(epoch):
             order = torch.randperm(self.num_epi, generator=g) if shuffle else torch.arange(self.num_epi)
             for s in range(0, self.num_epi, batch_size):
@@ -439,14 +397,6 @@ def concat(trajs: Sequence[Traj]) -> Traj:
     bounds = torch.zeros(len(lens) + 1, dtype=torch.int64)
     bounds[1:] = torch.cumsum(lens, 0)
     return Traj(data, epi, bounds)
-
-
-def _cat_column(parts: Sequence[Any], name: str) -> torch.Tensor:
-    arrays = [_to_tensor(p, name) for p in parts]
-    shapes = {tuple(a.shape[1:]) for a in arrays}
-    if len(shapes) != 1:
-        raise ValueError(f"column {name!r} has different per-step shapes across episodes: {sorted(shapes)}")
-    return torch.cat(arrays)
 
 
 def _ranges(starts: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
