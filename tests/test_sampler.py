@@ -193,6 +193,21 @@ def test_same_seed_is_bit_identical_different_seed_differs_and_state_resumes(sha
         assert same_episodes(a.sample(pol, max_steps=FIRST_STEPS), next_a)
 
 
+def test_a_state_with_one_bad_worker_part_is_refused_before_any_worker_is_restored(shared):
+    """Worker 1's part is bad: nothing is restored anywhere and the sampler stays open."""
+    sampler, pol, _ = shared
+    rewind = sampler.state_dict()
+    sampler.sample(pol, max_steps=9)
+    now = sampler.state_dict()
+    bad = copy.deepcopy(rewind)
+    bad["workers"][-1]["gens"] = {"cpu": torch.zeros(3, dtype=torch.uint8)}
+    with pytest.raises(ValueError, match=rf"\['workers'\]\[{sampler.num_parallel - 1}\]\['gens'\]"):
+        sampler.load_state_dict(bad)  # the other workers' parts alone would rewind them
+    after = sampler.sample(pol, max_steps=9)
+    sampler.load_state_dict(now)  # still open; the failed load had left it at `now`
+    assert same_episodes(sampler.sample(pol, max_steps=9), after)
+
+
 # ---------------------------------------------------------------------- failures
 def test_worker_exception_surfaces_fast_with_traceback_and_no_orphans(tmp_path):
     env = ExplodingEnv(str(tmp_path / "raiser"), delay=0.1, length=1000)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from trajkit.envs.gym_env import GymEnv, import_registering_module
+from trajkit.samplers._state import check_sampler_state
 from trajkit.samplers.process_backend import ProcessPool, WorkerError
 from trajkit.samplers.rollout import Epi, Rollout, build_envs, split_budget
 
@@ -288,19 +289,26 @@ class EpiSampler:
             "workers": states,
         }
 
+    def check_state_dict(self, state: dict[str, Any]) -> None:
+        """Raise ValueError naming the mismatch if ``state`` cannot be restored into this sampler.
+
+        ``state`` fits when it is what :meth:`state_dict` of a sampler with the same
+        ``num_parallel`` and ``num_envs_per_worker`` returned: the same keys, values of
+        the right types, and RNG states that restore. Its ``seed`` may differ. Nothing
+        is changed (no worker is contacted), so a checkpoint can check every object
+        before it loads any.
+        """
+        check_sampler_state(state, self.num_parallel, self.num_envs_per_worker)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the RNG state saved by :meth:`state_dict`."""
+        """Restore the RNG state saved by :meth:`state_dict`.
+
+        Runs :meth:`check_state_dict` first: a state that does not fit raises ValueError
+        and leaves the sampler as it was.
+        """
         if self._closed:
             raise RuntimeError("this EpiSampler is closed")
-        if state["num_parallel"] != self.num_parallel:
-            raise ValueError(
-                f"state is from a sampler with num_parallel={state['num_parallel']}, this one has {self.num_parallel}"
-            )
-        if state.get("num_envs_per_worker", 1) != self.num_envs_per_worker:
-            raise ValueError(
-                f"state is from a sampler with num_envs_per_worker={state.get('num_envs_per_worker', 1)}, "
-                f"this one has {self.num_envs_per_worker}"
-            )
+        self.check_state_dict(state)
         if self._local is not None:
             self._local.set_state(state["workers"][0])
             return

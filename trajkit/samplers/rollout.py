@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from trajkit.envs.gym_env import GymEnv
+from trajkit.samplers._state import build_rollout_rngs
 
 EnvSpec = str | gym.Env | Callable[[], Any]
 Epi = dict[str, Any]
@@ -155,20 +156,17 @@ class Rollout:
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` returned (the envs must be of the same kind and number)."""
-        if len(state["env_seeds"]) != len(self.envs):
-            raise ValueError(f"state is for {len(state['env_seeds'])} envs, this rollout has {len(self.envs)}")
-        self.env_seeds = list(state["env_seeds"])
-        for env, st in zip(self.envs, state["env_rngs"], strict=True):
-            if st is not None:
-                rng = np.random.Generator(getattr(np.random, st["bit_generator"])())
-                rng.bit_generator.state = st
+        """Restore what :meth:`get_state` returned (the envs must be of the same kind and number).
+
+        A state that does not fit raises ValueError (see :mod:`trajkit.samplers._state`)
+        before anything is changed.
+        """
+        seeds, rngs, gens = build_rollout_rngs(state, len(self.envs))
+        self.env_seeds = seeds
+        for env, rng in zip(self.envs, rngs, strict=True):
+            if rng is not None:
                 env.unwrapped._np_random = rng
-        self._gens = {}
-        for d, st in state["gens"].items():
-            g = torch.Generator(device=d)
-            g.set_state(st)
-            self._gens[torch.device(d)] = g
+        self._gens = gens
 
     def _reset(self, k: int) -> np.ndarray:
         obs, _ = self.envs[k].reset(seed=self.env_seeds[k])
