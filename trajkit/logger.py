@@ -8,18 +8,29 @@ global logger. Typical use::
         epis = sampler.sample(pol, max_steps=2048)
         ...
         result = ppo_clip.train(...)
-        logger.log_iteration(iteration=it, env_steps=total_steps, episodes=total_epis,
-                             epis=epis, result=result)
+        logger.log_iteration(iteration=it, env_steps=total_steps, epis=epis, result=result)
     logger.close()
 
-**CSV** (``LOGDIR/progress.csv``): one row per record. The column set is fixed by the
-first record; if a later record brings a new key, the file is rewritten (atomically)
-with the widened header and the earlier rows get empty cells, so the file is always a
-valid rectangular CSV that ``pandas.read_csv`` or :func:`read_csv` reads.
+**Returns** (``return_mean`` and friends) are statistics over the last 100 completed
+episodes (Stable-Baselines3's ``ep_rew_mean`` convention), kept by the logger's
+:class:`~trajkit.episode_stats.EpisodeStats` across iterations, so an iteration that
+completes no episode still shows the recent returns rather than NaN; ``window_epis``
+says how many episodes the window holds. Pieces cut by the sampler's ``max_steps``
+are skipped (see :mod:`trajkit.episode_stats`). For an exact resume, checkpoint the
+logger (or its ``episode_stats``): both have ``state_dict()``/``load_state_dict()``.
+
+**CSV** (``LOGDIR/progress.csv``): one row per record, every key. The column set is
+fixed by the first record; if a later record brings a new key, the file is rewritten
+(atomically) with the widened header and the earlier rows get empty cells, so the file
+is always a valid rectangular CSV that ``pandas.read_csv`` or :func:`read_csv` reads.
 
 **TensorBoard** (``LOGDIR/tb/``, needs the ``tensorboard`` extra): every numeric key
 as a scalar against ``env_steps``, grouped as ``rollout/`` (returns, lengths),
 ``time/`` (``sps``, ``time``) and ``train/`` (losses and diagnostics).
+
+**Console**: a table of at most 100 columns with the numbers to watch
+(``columns="default"``), every key (``columns="all"``) or the keys you list; see
+:mod:`trajkit.console`.
 
 **Resume**: ``Logger(logdir, resume_after=k)`` keeps the CSV rows with
 ``iteration <= k`` and drops later ones (written after the checkpoint the run resumes
@@ -30,19 +41,21 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
 from trajkit._atomic import atomic_write
+from trajkit.console import Columns, ConsoleTable, ProgressBar, progress_bar
+from trajkit.episode_stats import EpisodeStats, return_stats
 from trajkit.traj import Traj
+
+__all__ = ["Logger", "read_csv", "return_stats", "EpisodeStats", "ProgressBar", "progress_bar", "CSV_NAME"]
 
 PathLike = str | os.PathLike[str]
 Record = dict[str, float]
@@ -50,7 +63,7 @@ Record = dict[str, float]
 CSV_NAME = "progress.csv"
 TB_DIR = "tb"
 
-#: columns that come first, in this order, in the CSV and the console table
+#: the keys of :meth:`Logger.log_iteration` records that come first, in this order
 FIRST_KEYS = (
     "iteration",
     "env_steps",
@@ -60,6 +73,7 @@ FIRST_KEYS = (
     "return_min",
     "return_max",
     "epi_len_mean",
+    "window_epis",
     "sps",
     "time",
 )
@@ -71,48 +85,9 @@ _ROLLOUT_KEYS = {
     "return_max",
     "epi_len_mean",
     "num_epis",
+    "window_epis",
 }
 _TIME_KEYS = {"sps", "time", "iteration"}
-_CONSOLE_SKIP = {"episodes", "time", "num_epis"}
-
-
-def return_stats(epis: Traj | Sequence[Mapping[str, Any]]) -> Record:
-    """Undiscounted return and length statistics of some episodes.
-
-    Args:
-        epis: a :class:`Traj` or a list of episode dicts (each with ``rews``).
-
-    Returns:
-        ``return_mean``, ``return_std`` (population std), ``return_min``,
-        ``return_max``, ``epi_len_mean`` and ``num_epis``; NaN statistics for no episodes.
-    """
-    if isinstance(epis, Traj):
-        rews = epis["rews"].detach().double().cpu().numpy()
-        b = epis.bounds.numpy()
-        rets = np.add.reduceat(rews, b[:-1]) if len(rews) else np.zeros(0)
-        rets = np.where(b[1:] > b[:-1], rets, 0.0)
-        lens = np.diff(b).astype(np.float64)
-    else:
-        rets = np.array([float(np.sum(np.asarray(e["rews"], dtype=np.float64))) for e in epis])
-        lens = np.array([float(len(e["rews"])) for e in epis])
-    if len(rets) == 0:
-        nan = float("nan")
-        return {
-            "return_mean": nan,
-            "return_std": nan,
-            "return_min": nan,
-            "return_max": nan,
-            "epi_len_mean": nan,
-            "num_epis": 0.0,
-        }
-    return {
-        "return_mean": float(rets.mean()),
-        "return_std": float(rets.std()),
-        "return_min": float(rets.min()),
-        "return_max": float(rets.max()),
-        "epi_len_mean": float(lens.mean()),
-        "num_epis": float(len(rets)),
-    }
 
 
 def read_csv(path: PathLike) -> dict[str, np.ndarray]:
@@ -133,14 +108,6 @@ def _to_float(s: str | None) -> float:
 def _csv_cell(v: float) -> str:
     """Integers without a trailing ``.0``; other floats with full precision (``repr``)."""
     return str(int(v)) if float(v).is_integer() and abs(v) < 2**53 else repr(float(v))
-
-
-def _fmt(v: float) -> str:
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return str(v)
-    if float(v).is_integer() and abs(v) < 1e9:
-        return str(int(v))
-    return f"{v:.4g}"
 
 
 class _Csv:
@@ -202,6 +169,12 @@ class Logger:
             (None: no console output).
         console_every: print every this many records.
         header_every: repeat the table header every this many printed rows.
+        columns: the console table's columns: ``"default"`` or None (the numbers to watch, rows
+            of at most 100 characters), ``"all"`` (every key) or a list of keys. The CSV
+            and TensorBoard always get every key.
+        episode_stats: the return window :meth:`log_iteration` adds episodes to and
+            reports (default: a new ``EpisodeStats(window=100)``); pass your own for
+            another window, or one restored from a checkpoint.
         resume_after: continue a run from a checkpoint taken after this iteration:
             keep earlier CSV rows, drop later ones (see the module docstring).
         resume_env_steps: with ``resume_after``, the checkpoint's ``env_steps``, from
@@ -216,17 +189,23 @@ class Logger:
         console: Callable[[str], Any] | None = print,
         console_every: int = 1,
         header_every: int = 20,
+        columns: Columns = "default",
+        episode_stats: EpisodeStats | None = None,
         resume_after: int | None = None,
         resume_env_steps: int | None = None,
     ) -> None:
         self.logdir = None if logdir is None else Path(logdir)
+        self.episode_stats = EpisodeStats() if episode_stats is None else episode_stats
+        self._table: ConsoleTable | None = None
+        if console is not None:
+            note = self.episode_stats.description()
+            self._table = ConsoleTable(console, columns=columns, header_every=header_every, note=note)
         if self.logdir is not None:
             self.logdir.mkdir(parents=True, exist_ok=True)
         self._csv = None if self.logdir is None else _Csv(self.logdir / CSV_NAME, resume_after)
         self._tb = self._open_tb(tensorboard, resume_env_steps if resume_after is not None else None)
-        self.console, self.console_every, self.header_every = console, console_every, header_every
-        self._n_logged = self._n_printed = 0
-        self._console_cols: list[str] = []
+        self.console, self.console_every = console, console_every
+        self._n_logged = 0
         self._start = self._last_time = time.perf_counter()
         self._last_steps: float | None = None
 
@@ -262,8 +241,8 @@ class Logger:
                 if k != "env_steps":
                     self._tb.add_scalar(_tb_tag(k), v, step)
             self._tb.flush()
-        if self.console is not None and self._n_logged % self.console_every == 0:
-            self._print_row(rec)
+        if self._table is not None and self._n_logged % self.console_every == 0:
+            self._table.row(rec)
         self._n_logged += 1
 
     def log_iteration(
@@ -271,36 +250,42 @@ class Logger:
         *,
         iteration: int,
         env_steps: int,
-        episodes: int,
         epis: Traj | Sequence[Mapping[str, Any]],
+        episodes: int | None = None,
         result: Any = None,
         extra: Mapping[str, float] | None = None,
     ) -> Record:
-        """Build and :meth:`log` the standard record of one training iteration.
+        """Add this iteration's episodes to the return window, then build and :meth:`log` its record.
 
         Args:
-            iteration: iteration index. env_steps, episodes: totals so far.
-            epis: this iteration's (completed) episodes, for :func:`return_stats`.
+            iteration: iteration index. env_steps: env steps so far.
+            epis: this iteration's episodes (a Traj or episode dicts, e.g. what the
+                sampler returned); pieces cut by the sampler's ``max_steps`` are skipped,
+                so passing only the completed ones gives the same record.
+            episodes: completed episodes so far; None: ``episode_stats.total``, the
+                number the window has been given (restored with it on resume).
             result: a ``TrainResult`` (its ``summary()`` is logged: the last value of
                 every loss and every diagnostic) or a mapping of numbers, or None.
             extra: more named numbers to log.
 
         Returns:
-            the record that was logged. ``sps`` is env steps per second since the
-            previous call (or since the logger was created).
+            the record that was logged: ``return_mean/std/min/max`` and
+            ``epi_len_mean`` over the window (NaN until an episode completes),
+            ``window_epis``, ``sps`` (env steps per second since the previous call, or
+            since the logger was created or :meth:`start_clock`) and ``time``.
         """
         now = time.perf_counter()
         prev = self._last_steps
         steps_done = env_steps - prev if prev is not None else None
         sps = float("nan") if not steps_done else steps_done / max(now - self._last_time, 1e-9)
         self._last_time, self._last_steps = now, float(env_steps)
+        self.episode_stats.add(epis)
         rec: Record = {
             "iteration": float(iteration),
             "env_steps": float(env_steps),
-            "episodes": float(episodes),
+            "episodes": float(self.episode_stats.total if episodes is None else episodes),
         }
-        rec.update(return_stats(epis))
-        rec.pop("num_epis")
+        rec.update(self.episode_stats.stats())
         rec.update(sps=sps, time=now - self._start)
         summary = result.summary() if hasattr(result, "summary") else dict(result or {})
         rec.update({k: float(v) for k, v in summary.items()})
@@ -312,15 +297,21 @@ class Logger:
         """Measure the next ``sps`` from now and from ``env_steps`` (call before the first iteration)."""
         self._last_time, self._last_steps = time.perf_counter(), float(env_steps)
 
-    # ------------------------------------------------------------------ console
-    def _print_row(self, rec: Mapping[str, float]) -> None:
-        assert self.console is not None
-        cols = [k for k in rec if k not in _CONSOLE_SKIP]
-        if cols != self._console_cols or self._n_printed % self.header_every == 0:
-            self._console_cols = cols
-            self.console(" ".join(f"{_short_name(k):>{_width(k)}}" for k in cols))
-        self.console(" ".join(f"{_fmt(rec[k]):>{_width(k)}}" for k in cols))
-        self._n_printed += 1
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """What an exact resume needs: ``{"episode_stats": ...}`` (the return window)."""
+        return {"episode_stats": self.episode_stats.state_dict()}
+
+    def check_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Raise (KeyError, ValueError) if ``state`` is not a Logger :meth:`state_dict`."""
+        if "episode_stats" not in state:
+            raise KeyError(f"logger state lacks 'episode_stats'; has {sorted(state)}")
+        self.episode_stats.check_state_dict(state["episode_stats"])
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (the return window)."""
+        self.check_state_dict(state)
+        self.episode_stats.load_state_dict(state["episode_stats"])
 
     # ------------------------------------------------------------------ closing
     def close(self) -> None:
@@ -336,86 +327,3 @@ class Logger:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-_SHORT = {"iteration": "iter", "env_steps": "steps", "epi_len_mean": "len", "explained_var": "expl_var"}
-
-
-def _short_name(key: str) -> str:
-    name = _SHORT.get(key, key.removeprefix("return_").replace("return", "ret"))
-    if key.startswith("return_"):
-        name = f"ret_{name}"
-    return name[:10]
-
-
-def _width(key: str) -> int:
-    return max(len(_short_name(key)), 9 if key != "iteration" else 5)
-
-
-# ---------------------------------------------------------------------------- progress bar
-class ProgressBar:
-    """A progress bar over env steps: tqdm's if the ``progress`` extra is installed, else none.
-
-    :meth:`write` prints a line above the bar (use it as a :class:`Logger`'s ``console``).
-    """
-
-    def __init__(
-        self,
-        total: int,
-        initial: int = 0,
-        enabled: bool = True,
-        desc: str = "env steps",
-        stream: TextIO | None = None,
-    ) -> None:
-        self._stream = stream if stream is not None else sys.stderr
-        self._bar: Any = None
-        if enabled:
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self._bar = tqdm(
-                    total=total,
-                    initial=initial,
-                    desc=desc,
-                    unit="step",
-                    file=self._stream,
-                    dynamic_ncols=True,
-                    smoothing=0.1,
-                )
-
-    @property
-    def active(self) -> bool:
-        """Whether a real (tqdm) bar is shown."""
-        return self._bar is not None
-
-    def update(self, n: int) -> None:
-        """Advance by ``n`` steps."""
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def write(self, line: str) -> None:
-        """Print ``line`` without breaking the bar (to stdout)."""
-        if self._bar is not None:
-            self._bar.write(line, file=sys.stdout)
-        else:
-            print(line, flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-    def __enter__(self) -> ProgressBar:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-def progress_bar(total: int, initial: int = 0, enabled: bool = True) -> ProgressBar:
-    """A :class:`ProgressBar` over ``total`` env steps starting at ``initial``."""
-    return ProgressBar(total, initial, enabled)
