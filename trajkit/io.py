@@ -13,11 +13,15 @@ an npz reader) holding
   shape ``(E, ...)``;
 * ``bounds``: ``(E + 1,)`` int64 offsets; episode ``e`` owns steps ``bounds[e]:bounds[e+1]``.
 
-Loading never unpickles (``allow_pickle=False``), checks the format name and version,
-and checks every array against the metadata, so a truncated, corrupted (the zip CRC
-is verified) or foreign file raises :class:`TrajFileError` with the reason. ``bfloat16``,
-which NumPy lacks, is stored as its ``uint16`` bit pattern. Files are written
-atomically.
+Loading never unpickles, checks the format name, version and the shape of the
+metadata, then reads each member's ``.npy`` header and checks its dtype and shape
+against the metadata, the row counts against ``bounds``, the zip entry's declared
+uncompressed size against the header, and the total against ``max_bytes`` (default
+:data:`DEFAULT_MAX_BYTES`, 1 GiB), all before any array data is decompressed. So a
+truncated, corrupted (the zip CRC is verified), foreign or malformed file, or a small
+file that declares a huge array, raises :class:`TrajFileError` with the reason and
+costs no memory. ``bfloat16``, which NumPy lacks, is stored as its ``uint16`` bit
+pattern. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -25,13 +29,16 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from trajkit import _npz
 from trajkit._atomic import atomic_open
+from trajkit.checks import check_int
 from trajkit.traj import EPI_KEYS, Traj
 
 FORMAT_NAME = "trajkit.traj"
@@ -120,103 +127,215 @@ def _epi_len(epi: Mapping[str, Any], step_keys: Sequence[str], i: int) -> int:
 
 
 # ---------------------------------------------------------------------------- reading
-def _read(path: PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
-    """Meta, validated arrays by key, bounds; any problem raises :class:`TrajFileError`."""
+#: column dtypes a file may declare (``bfloat16`` is stored as ``uint16``)
+DTYPES = frozenset(
+    {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+     "float16", "bfloat16", "float32", "float64", "complex64", "complex128"}
+)
+
+#: default of ``max_bytes``: the most array data (uncompressed) a load reads, 1 GiB
+DEFAULT_MAX_BYTES = 1 << 30
+
+_READ_ERRORS = (
+    OSError, ValueError, EOFError, KeyError, TypeError, OverflowError, RuntimeError,
+    NotImplementedError, zipfile.BadZipFile, zlib.error,
+)
+
+
+def _stored_dtype(name: str) -> np.dtype:
+    return np.dtype("uint16" if name == "bfloat16" else name)
+
+
+def _read(
+    path: PathLike, max_bytes: int | None
+) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
+    """Meta, validated arrays by key, bounds; any problem raises :class:`TrajFileError`.
+
+    Every ``.npy`` header is checked against the metadata, and the declared sizes
+    against ``max_bytes``, before any array data is decompressed.
+    """
+    if max_bytes is not None:
+        max_bytes = check_int("max_bytes", max_bytes, min_value=0)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no Traj file at {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            files = set(z.files)
-            if "__meta__" not in files:
-                raise TrajFileError(f"{path}: not a trajkit Traj file (no __meta__ entry)")
-            meta = _parse_meta(path, z["__meta__"])
-            arrays = {key: z[key] for key in meta["columns"] if key in files}
-            bounds = z["bounds"] if "bounds" in files else None
-    except TrajFileError:
+        with zipfile.ZipFile(path) as zf:
+            entries = _npz.members(zf)
+            meta = _read_meta(path, zf, entries, max_bytes)
+            specs = _column_specs(path, meta)
+            headers = _headers(path, zf, entries, specs)
+            _check_size(path, headers, max_bytes)
+            bounds = _npz.read_data(zf, headers["bounds"])
+            _check_bounds(path, bounds, specs)
+            arrays = {k: _npz.read_data(zf, h) for k, h in headers.items() if k != "bounds"}
+    except (TrajFileError, FileNotFoundError):
         raise
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+    except _READ_ERRORS as e:
         reason = str(e) if len(str(e)) < 200 else str(e)[:200] + "..."
         raise TrajFileError(f"{path}: unreadable, truncated or corrupted Traj file ({reason})") from e
-    if bounds is None:
-        raise TrajFileError(f"{path}: no 'bounds' entry")
-    _check_arrays(path, meta, arrays, bounds)
     return meta, arrays, bounds
 
 
-def _parse_meta(path: PathLike, raw: np.ndarray) -> dict[str, Any]:
+def _read_meta(
+    path: PathLike, zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo], max_bytes: int | None
+) -> dict[str, Any]:
+    if "__meta__" not in entries:
+        raise TrajFileError(f"{path}: not a trajkit Traj file (no __meta__ entry)")
+    header = _npz.read_header(zf, entries["__meta__"])
+    if header.dtype.kind != "U" or header.shape != () or not header.size_matches:
+        raise TrajFileError(f"{path}: __meta__ must be a JSON string, got {header.dtype}{list(header.shape)}")
+    _check_size(path, {"__meta__": header}, max_bytes)
+    raw = str(_npz.read_data(zf, header)[()])
     try:
-        meta = json.loads(str(raw))
+        meta = json.loads(raw)
     except json.JSONDecodeError as e:
         raise TrajFileError(f"{path}: metadata is not valid JSON ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+    return _check_meta(path, meta)
+
+
+def _check_meta(path: PathLike, meta: Any) -> dict[str, Any]:
+    if not isinstance(meta, dict):
+        raise TrajFileError(f"{path}: metadata must be a JSON object, got a {type(meta).__name__}")
+    if meta.get("format") != FORMAT_NAME:
         raise TrajFileError(f"{path}: not a trajkit Traj file (format {meta.get('format')!r})")
-    if meta.get("version") != FORMAT_VERSION:
-        raise TrajFileError(
-            f"{path}: format version {meta.get('version')!r}; this trajkit reads version {FORMAT_VERSION}"
-        )
-    if meta.get("kind") not in ("traj", "epis") or not isinstance(meta.get("columns"), dict):
-        raise TrajFileError(f"{path}: malformed metadata (kind {meta.get('kind')!r})")
+    version = meta.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise TrajFileError(f"{path}: format version {version!r}; this trajkit reads version {FORMAT_VERSION}")
+    kind = meta.get("kind")
+    if not isinstance(kind, str) or kind not in ("traj", "epis"):
+        raise TrajFileError(f"{path}: malformed metadata: kind {kind!r} is neither 'traj' nor 'epis'")
+    if not isinstance(meta.get("columns"), dict):
+        raise TrajFileError(f"{path}: malformed metadata: 'columns' must be an object, got {meta.get('columns')!r}")
     return meta
 
 
-def _check_arrays(
-    path: PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray], bounds: np.ndarray
-) -> None:
-    if bounds.dtype != np.int64 or bounds.ndim != 1 or len(bounds) < 1 or bounds[0] != 0:
-        raise TrajFileError(f"{path}: 'bounds' must be 1-D int64 offsets starting at 0")
+def _column_specs(path: PathLike, meta: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``key -> (dtype name, shape)`` of every column in the (checked) metadata."""
+    specs: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for key, spec in meta["columns"].items():
+        prefix, _, name = key.partition("/")
+        if prefix not in ("step", "epi") or not name:
+            raise TrajFileError(f"{path}: malformed metadata: column key {key!r} is not 'step/NAME' or 'epi/NAME'")
+        if not isinstance(spec, dict) or "dtype" not in spec or "shape" not in spec:
+            raise TrajFileError(f"{path}: malformed metadata: column {key!r} needs 'dtype' and 'shape', got {spec!r}")
+        dtype, shape = spec["dtype"], spec["shape"]
+        if not isinstance(dtype, str) or dtype not in DTYPES:
+            raise TrajFileError(f"{path}: malformed metadata: column {key!r} has unknown dtype {dtype!r}")
+        ok = isinstance(shape, list) and len(shape) >= 1
+        if not ok or not all(type(s) is int and s >= 0 for s in shape):
+            raise TrajFileError(
+                f"{path}: malformed metadata: column {key!r} has shape {shape!r}; "
+                "expected a list of non-negative integers, rows first"
+            )
+        specs[key] = (dtype, tuple(shape))
+    return specs
+
+
+def _headers(
+    path: PathLike,
+    zf: zipfile.ZipFile,
+    entries: dict[str, zipfile.ZipInfo],
+    specs: dict[str, tuple[str, tuple[int, ...]]],
+) -> dict[str, _npz.NpyHeader]:
+    """The checked ``.npy`` headers of ``bounds`` and of every column (no data read yet)."""
+    if "bounds" not in entries:
+        raise TrajFileError(f"{path}: no 'bounds' entry")
+    headers = {"bounds": _npz.read_header(zf, entries["bounds"])}
+    b = headers["bounds"]
+    if b.dtype != np.dtype(np.int64) or len(b.shape) != 1 or b.shape[0] < 1:
+        raise TrajFileError(f"{path}: 'bounds' must be 1-D int64 offsets starting at 0, got {b.dtype}{list(b.shape)}")
+    for key, (dtype, shape) in specs.items():
+        if key not in entries:
+            raise TrajFileError(f"{path}: column {key!r} is listed in the metadata but missing")
+        h = _npz.read_header(zf, entries[key])
+        if h.dtype != _stored_dtype(dtype) or h.shape != shape:
+            raise TrajFileError(
+                f"{path}: column {key!r} is {h.dtype}{list(h.shape)}, metadata says {dtype}{list(shape)}"
+            )
+        headers[key] = h
+    for key, h in headers.items():
+        if not h.size_matches:
+            raise TrajFileError(
+                f"{path}: entry {key!r} declares {h.info.file_size} bytes, "
+                f"its header needs {h.offset + h.nbytes} ({h.dtype}{list(h.shape)})"
+            )
+    return headers
+
+
+def _check_size(path: PathLike, headers: Mapping[str, _npz.NpyHeader], max_bytes: int | None) -> None:
+    total = sum(h.info.file_size for h in headers.values())
+    if max_bytes is not None and total > max_bytes:
+        raise TrajFileError(
+            f"{path}: the file declares {total} bytes of array data, more than max_bytes={max_bytes}; "
+            "pass a larger max_bytes (or None) to load it if you trust the file"
+        )
+
+
+def _check_bounds(path: PathLike, bounds: np.ndarray, specs: Mapping[str, tuple[str, tuple[int, ...]]]) -> None:
+    if bounds[0] != 0:
+        raise TrajFileError(f"{path}: 'bounds' must be 1-D int64 offsets starting at 0, got {bounds[0]} first")
     if (np.diff(bounds) < 0).any():
         raise TrajFileError(f"{path}: 'bounds' is not non-decreasing")
     rows = {"step": int(bounds[-1]), "epi": len(bounds) - 1}
-    for key, spec in meta["columns"].items():
-        if key not in arrays:
-            raise TrajFileError(f"{path}: column {key!r} is listed in the metadata but missing")
-        arr = arrays[key]
-        stored = "uint16" if spec["dtype"] == "bfloat16" else spec["dtype"]
-        if arr.dtype.name != stored or list(arr.shape) != spec["shape"]:
-            raise TrajFileError(
-                f"{path}: column {key!r} is {arr.dtype.name}{list(arr.shape)}, "
-                f"metadata says {spec['dtype']}{spec['shape']}"
-            )
+    for key, (_, shape) in specs.items():
         prefix = key.split("/", 1)[0]
-        if prefix not in rows or arr.shape[0:1] != (rows[prefix],):
-            raise TrajFileError(
-                f"{path}: column {key!r} has {arr.shape[:1]} rows, expected {rows.get(prefix)}"
-            )
+        if shape[0] != rows[prefix]:
+            raise TrajFileError(f"{path}: column {key!r} has {shape[0]} rows, expected {rows[prefix]}")
 
 
 def _split(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
 
 
-def load_traj(path: PathLike, device: torch.device | str = "cpu") -> Traj:
+def load_traj(
+    path: PathLike, device: torch.device | str = "cpu", *, max_bytes: int | None = DEFAULT_MAX_BYTES
+) -> Traj:
     """Read a file written by :func:`save_traj` (or :func:`save_epis`) as a :class:`Traj`.
 
     Tensors come back with the dtypes and shapes they were saved with. A file written
     by :func:`save_epis` is converted with :meth:`Traj.from_epis` (float64 becomes
     float32, as for freshly sampled episodes).
 
+    Args:
+        path: the ``.npz`` file.
+        device: where the Traj's tensors go.
+        max_bytes: the most array data (uncompressed, as the archive declares it) to
+            read; larger files are refused before anything is decompressed. Default
+            :data:`DEFAULT_MAX_BYTES` (1 GiB); ``None`` for no limit.
+
     Raises:
-        TrajFileError: the file is truncated, corrupted, not a Traj file, or from an
-            unknown format version.
+        FileNotFoundError: no file at ``path``.
+        TrajFileError: the file is truncated, corrupted, not a Traj file, from an
+            unknown format version, has malformed metadata, arrays that disagree with
+            it, more than ``max_bytes`` of data, or columns that do not form a valid
+            Traj (e.g. a non-finite observation in an episode file).
     """
-    meta, arrays, bounds = _read(path)
-    if meta["kind"] == "epis":
-        return Traj.from_epis(_to_epis(meta, arrays, bounds), device=device)
-    dtypes = {k: v["dtype"] for k, v in meta["columns"].items()}
-    step = {k: _numpy_to_torch(v, dtypes["step/" + k]) for k, v in _split(arrays, "step").items()}
-    epi = {k: _numpy_to_torch(v, dtypes["epi/" + k]) for k, v in _split(arrays, "epi").items()}
-    return Traj(step, epi, torch.from_numpy(bounds.copy())).to(device)
+    meta, arrays, bounds = _read(path, max_bytes)
+    try:
+        if meta["kind"] == "epis":
+            return Traj.from_epis(_to_epis(meta, arrays, bounds), device=device)
+        dtypes = {k: v["dtype"] for k, v in meta["columns"].items()}
+        step = {k: _numpy_to_torch(v, dtypes["step/" + k]) for k, v in _split(arrays, "step").items()}
+        epi = {k: _numpy_to_torch(v, dtypes["epi/" + k]) for k, v in _split(arrays, "epi").items()}
+        traj = Traj(step, epi, torch.from_numpy(bounds.copy()))
+    except (ValueError, TypeError) as e:
+        raise TrajFileError(f"{path}: the file's columns do not form a valid Traj ({e})") from e
+    return traj.to(device)
 
 
-def load_epis(path: PathLike) -> list[dict[str, Any]]:
+def load_epis(path: PathLike, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> list[dict[str, Any]]:
     """Read a file written by :func:`save_epis` (or :func:`save_traj`) as a list of episode dicts.
 
     Step columns are NumPy arrays ``(T, ...)`` with their saved dtypes; ``terminated`` and
     ``truncated`` are Python bools; ``final_obs`` is an array. (``bfloat16`` columns of a
-    Traj file come back as torch tensors, since NumPy has no such dtype.)
+    Traj file come back as torch tensors, since NumPy has no such dtype.) ``max_bytes``
+    and the errors are as for :func:`load_traj`.
     """
-    meta, arrays, bounds = _read(path)
-    return _to_epis(meta, arrays, bounds)
+    meta, arrays, bounds = _read(path, max_bytes)
+    try:
+        return _to_epis(meta, arrays, bounds)
+    except (ValueError, TypeError) as e:
+        raise TrajFileError(f"{path}: the file's columns do not form episodes ({e})") from e
 
 
 def _to_epis(meta: dict[str, Any], arrays: dict[str, np.ndarray], bounds: np.ndarray) -> list[dict[str, Any]]:
