@@ -10,6 +10,8 @@ Rows (medians over ``--repeats``, all in one run, one torch thread unless ``--th
   textbook implementation; machina's estimators are written this way).
 * ``ef rets+advs``: ``ef.compute_rets`` + ``ef.compute_advs``.
 * ``ef advs``: ``ef.compute_advs`` alone (bar: under 100 ms).
+* ``kernel gae``: the ``ef.gae`` tensor kernel ``compute_advs`` wraps (the wrapper
+  should cost next to nothing on top).
 * ``vf forward``: one batched no-grad forward pass of the 64x64 value MLP over all
   observations, the limit for ``compute_vs``.
 * ``ef vs``: ``ef.compute_vs`` (bar: within 1.1x of ``vf forward``).
@@ -137,6 +139,12 @@ def main() -> None:
     def ef_advs() -> None:
         ef.compute_advs(traj_v, gamma, lam)
 
+    rews, vs, final_vs = traj_v["rews"], traj_v["vs"], traj_v.epi_col("final_vs")
+    terminated = traj_v.epi_col("terminated")
+
+    def kernel_gae() -> None:
+        ef.gae(rews, vs, final_vs, terminated, traj_v.bounds, gamma=gamma, lam=lam)
+
     # correctness first: the fast path must agree with the loop
     ref_rets, ref_advs = loop_rets_advs(traj_v, gamma, lam)
     fast = ef.compute_advs(ef.compute_rets(traj_v, gamma), gamma, lam)
@@ -148,6 +156,7 @@ def main() -> None:
         "loop rets+advs": median_time(lambda: loop_rets_advs(traj_v, gamma, lam), args.loop_repeats),
         "ef rets+advs": median_time(ef_rets_advs, args.repeats),
         "ef advs": median_time(ef_advs, args.repeats),
+        "kernel gae": median_time(kernel_gae, args.repeats),
         "vf forward": median_time(forward, args.repeats),
         "ef vs": median_time(ef_vs, args.repeats),
     }

@@ -41,12 +41,12 @@ def run_trajkit(algo: str, seed: int, hidden: list[int] | None, out: str, steps:
     argv = ["--seed", str(seed), "--env", env, "--steps", str(steps), "--no-progress",
             "--logdir", os.path.join(out, f"{algo}_s{seed}")]
     if hidden:
-        argv += ["--hidden", *map(str, hidden)]
-    return mod.run(mod.parse_args(argv))["eval_mean"]
+        argv += ["--hp", "hidden=" + ",".join(map(str, hidden))]
+    return mod.run(*mod.parse_args(argv))["eval_mean"]
 
 
 def run_sb3(algo: str, seed: int, hidden: list[int] | None, steps: int | None) -> float:
-    """The stable-baselines3 counterpart with the example's default hyper-parameters."""
+    """The stable-baselines3 counterpart with the preset's hyper-parameters (the same config the example runs)."""
     import gymnasium as gym
     from stable_baselines3 import DDPG, DQN, SAC, TD3
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -54,27 +54,33 @@ def run_sb3(algo: str, seed: int, hidden: list[int] | None, steps: int | None) -
 
     mod, env_id, default_steps, _ = SUITE[algo]
     steps = steps or default_steps
-    a = mod.parse_args(["--seed", str(seed)] + (["--hidden", *map(str, hidden)] if hidden else []))
+    hidden_hp = ["--hp", "hidden=" + ",".join(map(str, hidden))] if hidden else []
+    _, a = mod.parse_args(["--seed", str(seed), *hidden_hp])
     env = gym.make(env_id)
-    kw = dict(learning_rate=a.lr, batch_size=a.batch_size, buffer_size=a.buffer_size, gamma=a.gamma, seed=seed,
+    kw = dict(learning_rate=a.lr, batch_size=a.train.batch_size, buffer_size=a.buffer_size, gamma=a.train.gamma,
+              seed=seed,
               learning_starts=a.learning_starts, device="cpu", verbose=0, policy_kwargs=dict(net_arch=list(a.hidden)))
     if algo == "sac":
-        model = SAC("MlpPolicy", env, tau=a.tau, train_freq=(1, "episode"), gradient_steps=-1, **kw)
+        model = SAC("MlpPolicy", env, tau=a.train.tau, train_freq=(1, "episode"), gradient_steps=-1, **kw)
     elif algo in ("td3", "ddpg"):
         ad = env.action_space.shape[0]
         scale = float(env.action_space.high[0])  # SB3 adds noise in env units
         noise = NormalActionNoise(np.zeros(ad), a.action_noise * scale * np.ones(ad))
         cls = TD3 if algo == "td3" else DDPG
-        model = cls("MlpPolicy", env, tau=a.tau, action_noise=noise, train_freq=(1, "episode"), gradient_steps=-1, **kw)
+        model = cls("MlpPolicy", env, tau=a.train.tau, action_noise=noise, train_freq=(1, "episode"),
+                    gradient_steps=-1, **kw)
     else:
         # SB3 updates its target between training phases, every `target_update_interval` env steps; the
-        # nearest match: a copy per phase (ours: interval 0), or Polyak with the same tau every 1/grad_ratio
-        # env steps (ours: every gradient step), which SB3 applies between phases rather than inside them.
-        interval = 10 if a.target_update_interval == 0 else max(1, round(a.target_update_interval / a.grad_ratio))
-        if a.lr_decay:
-            kw["learning_rate"] = lambda progress_remaining: a.lr * progress_remaining
+        # nearest match: Polyak with the same tau every 1/grad_ratio env steps (ours: every gradient step),
+        # which SB3 applies between phases rather than inside them.
+        interval = max(1, round(a.train.target_update_interval / a.grad_ratio))
+        if a.lr_decay_steps:
+            def lr(progress_remaining: float) -> float:
+                return a.lr * max(0.0, 1 - (1 - progress_remaining) * steps / a.lr_decay_steps)
+
+            kw["learning_rate"] = lr
         model = DQN("MlpPolicy", env, train_freq=a.train_freq, gradient_steps=int(a.train_freq * a.grad_ratio),
-                    target_update_interval=interval, tau=a.tau, n_steps=a.nstep,
+                    target_update_interval=interval, tau=a.train.tau, n_steps=a.nstep,
                     exploration_fraction=a.exploration_steps / steps,
                     exploration_final_eps=a.eps_end, **kw)
     model.learn(total_timesteps=steps)

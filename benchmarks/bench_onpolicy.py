@@ -39,7 +39,7 @@ def main() -> None:
         for seed in args.seeds:
             run_args = module.parse_args([*extra, "--env", args.env, "--seed", str(seed), "--steps", str(args.steps),
                                           "--no-progress", "--logdir", f"runs/bench_onpolicy/{algo}_s{seed}"])
-            rows.append((algo, seed, module.run(run_args)))
+            rows.append((algo, seed, module.run(*run_args)))
     print(f"\n{'algo':<7} {'seed':>4} {'steps':>7} {'eval mean':>10} {'eval std':>9} {'train s':>8}")
     for algo, seed, r in rows:
         print(f"{algo:<7} {seed:>4} {r['steps']:>7} {r['eval_mean']:>10.1f} {r['eval_std']:>9.1f} "

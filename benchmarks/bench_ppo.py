@@ -26,9 +26,9 @@ import run_ppo  # noqa: E402
 
 
 def run_trajkit(seed: int, steps: int) -> dict[str, float]:
-    args = run_ppo.parse_args(["--seed", str(seed), "--steps", str(steps), "--no-progress",
-                               "--logdir", f"runs/bench_ppo/trajkit_s{seed}"])
-    return run_ppo.run(args)
+    args, cfg = run_ppo.parse_args(["--seed", str(seed), "--steps", str(steps), "--no-progress",
+                                    "--logdir", f"runs/bench_ppo/trajkit_s{seed}"])
+    return run_ppo.run(args, cfg)
 
 
 def run_sb3(seed: int, steps: int) -> dict[str, float] | None:

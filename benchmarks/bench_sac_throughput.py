@@ -34,10 +34,10 @@ def make_trajkit(env: tk.GymEnv, fill: int, seed: int):
         tk.DeterministicSAVfunc(ob, ac, nets.mlp(od + ad, 1, (256, 256), torch.nn.ReLU, orthogonal=False))
         for _ in range(2)
     )
-    targ_qf1, targ_qf2 = copy.deepcopy(qf1), copy.deepcopy(qf2)
+    target_qf1, target_qf2 = copy.deepcopy(qf1), copy.deepcopy(qf2)
     log_alpha = torch.zeros((), requires_grad=True)
     kw = dict(
-        pol=pol, qf1=qf1, qf2=qf2, targ_qf1=targ_qf1, targ_qf2=targ_qf2, log_alpha=log_alpha,
+        pol=pol, qf1=qf1, qf2=qf2, target_qf1=target_qf1, target_qf2=target_qf2, log_alpha=log_alpha,
         optim_pol=torch.optim.Adam(pol.parameters(), 3e-4),
         optim_qf=torch.optim.Adam([*qf1.parameters(), *qf2.parameters()], 3e-4),
         optim_alpha=torch.optim.Adam([log_alpha], 3e-4),

@@ -1,56 +1,73 @@
-"""Plumbing shared by the example scripts: model builders and a uniform warm-up policy.
+"""Plumbing the example scripts share: the command line and the checkpoint they leave behind.
 
-Kept apart so each ``run_*.py`` reads top to bottom as the algorithm itself.
+Each ``run_*.py`` reads its settings from the algorithm's preset (the same
+``trajkit/run/presets/ALGO.yaml`` that ``trajkit train`` reads), so an example's defaults
+reproduce the documented result and ``--hp KEY=VALUE`` changes any setting. The loop
+itself stays in the example, top to bottom.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
 import torch
 
-import trajkit as tk
+from trajkit.checkpoint import save_checkpoint
+from trajkit.run import RunSettings, resolve, to_values
+from trajkit.run.presets import parse_overrides
 
 
-def build_pol_vf(
-    env: tk.GymEnv, hidden: Sequence[int] = (64, 64), obs_norm: bool = False
-) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """A policy matching the action space (categorical, multi-categorical or Gaussian) and a value function.
+def parse_run_args(
+    algo: str, doc: str | None, default_env: str, argv: list[str] | None = None, extra: Any = None
+) -> tuple[argparse.Namespace, RunSettings]:
+    """The example's options and the config its preset gives for ``--env`` (with ``--hp`` applied).
 
-    With ``obs_norm`` both share one :class:`trajkit.ObsNormalizer` (update it from the
-    training loop).
+    ``extra(parser)`` may add options of its own.
     """
-    ob_space, ac_space = env.observation_space, env.action_space
-    obs_dim = tk.pols.flat_dim(ob_space)
-    norm = tk.ObsNormalizer(ob_space.shape) if obs_norm else None
-    if isinstance(ac_space, gym.spaces.Discrete):
-        pol = tk.CategoricalPol(ob_space, ac_space, tk.nets.mlp(obs_dim, int(ac_space.n), hidden, out_gain=0.01),
-                                obs_normalizer=norm)
-    elif isinstance(ac_space, gym.spaces.MultiDiscrete):
-        pol = tk.MultiCategoricalPol(ob_space, ac_space, tk.nets.mlp(obs_dim, int(ac_space.nvec.sum()), hidden,
-                                                                     out_gain=0.01), obs_normalizer=norm)
-    else:
-        ac_dim = int(np.prod(ac_space.shape))
-        pol = tk.GaussianPol(ob_space, ac_space, tk.nets.mlp(obs_dim, ac_dim, hidden, out_gain=0.01),
-                             obs_normalizer=norm)
-    vf = tk.DeterministicSVfunc(ob_space, tk.nets.mlp(obs_dim, 1, hidden), obs_normalizer=norm)
-    return pol, vf
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default=default_env)
+    p.add_argument("--steps", type=int, default=None, help="total env steps (default: the preset's budget)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-parallel", type=int, default=1, help="sampler worker processes (0/1: in-process)")
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="override a preset setting")
+    p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
+    p.add_argument("--eval-epis", type=int, default=10)
+    p.add_argument("--logdir", default=f"runs/{algo}", help="progress.csv, tb/ and checkpoint.pt go here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
+    if extra is not None:
+        extra(p)
+    args = p.parse_args(argv)
+    cfg = resolve(algo, args.env, parse_overrides(args.hp), steps=args.steps, seed=args.seed,
+                  num_parallel=args.num_parallel)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    print(f"torch threads: {torch.get_num_threads()}, {algo} on {cfg.env}, seed {cfg.seed}, {cfg.steps} steps")
+    return args, cfg
 
 
-class UniformPol(tk.RandomPol):
-    """Uniform random actions in a learner's own ``[-1, 1]`` Box space, sent to the env as the learner sends its own.
+def save_run(logdir: str | Path, cfg: RunSettings, entries: dict[str, Any], **counters: int) -> Path:
+    """Write ``logdir/checkpoint.pt`` in the layout ``trajkit eval`` reads (models plus the config)."""
+    path = Path(logdir) / "checkpoint.pt"
+    save_checkpoint(path, {**entries, "config": to_values(cfg), "counters": dict(counters)})
+    return path
 
-    For the random warm-up of off-policy learners: the replay buffer then holds every
-    action in the space the learner's Q-functions and log-likelihoods use.
-    """
 
-    def __init__(self, pol: torch.nn.Module) -> None:
-        shape = pol.ac_space.shape
-        super().__init__(pol.ob_space, gym.spaces.Box(-1.0, 1.0, shape, dtype=np.float32))
-        self._to_env = pol.to_env_ac
+def finish(
+    args: argparse.Namespace, cfg: RunSettings, pol: torch.nn.Module, steps: int, start: float
+) -> dict[str, float]:
+    """The deterministic evaluation every example ends with (env seeds apart from training), printed and returned."""
+    import time
 
-    def to_env_ac(self, ac: np.ndarray) -> Any:
-        return self._to_env(ac)
+    import numpy as np
+
+    import trajkit as tk
+    from trajkit.evaluation import EVAL_SEED
+
+    train_time = time.time() - start
+    rets = tk.evaluate(cfg.env, pol, num_epis=args.eval_epis, seed=EVAL_SEED + cfg.seed)
+    print(f"steps {steps}, {train_time:.0f}s; deterministic eval over {args.eval_epis} episodes: "
+          f"{np.mean(rets):.1f} +- {np.std(rets):.1f}")
+    return {"steps": steps, "eval_mean": float(np.mean(rets)), "eval_std": float(np.std(rets)),
+            "train_time": train_time}

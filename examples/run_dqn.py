@@ -1,134 +1,84 @@
-"""Double DQN with dueling heads (optionally prioritized replay) with trajkit, top to bottom.
+"""Double DQN (dueling heads, n-step targets, optional prioritized replay) with trajkit, top to bottom.
 
-    python examples/run_dqn.py                          # CartPole-v1, 100k steps
-    python examples/run_dqn.py --prioritized --beta 0.4 --seed 1 --logdir runs/dqn_per_s1
+    python examples/run_dqn.py                               # CartPole-v1, the tuned preset
+    python examples/run_dqn.py --seed 1 --hp lr=3e-4 --hp prioritized=true
 
-Whole episodes are sampled with an epsilon-greedy ``ArgmaxQfPol`` (epsilon decays
-linearly from 1 to ``--eps-end`` over ``--exploration-steps``). Once ``--train-freq``
-new steps are in the buffer, ``dqn.train`` takes ``--grad-ratio`` gradient steps per new
-env step (128 per 256 env steps, as in the rl-zoo CartPole recipe) on 3-step return
-targets (``ef.compute_nstep_rets``), moving the target network by ``--tau`` after every
-gradient step; the learning rate decays linearly to 0.
-(The rl-zoo recipe's lr 2.3e-3 with a target copy per training phase,
-``--lr 2.3e-3 --batch-size 64 --tau 1 --target-update-interval 0 --no-lr-decay --nstep 1``,
-reaches 500 and then collapses, in trajkit and in stable-baselines3 alike; one-step targets
-with the softer settings still collapse on some seeds.) Logs every iteration to
-``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``) and prints a greedy
-evaluation at the end.
+Settings come from ``trajkit/run/presets/dqn.yaml``, the file ``trajkit train dqn`` reads.
+Each iteration: sample with the behaviour policy (uniform actions for the first
+``learning_starts`` steps, then the exploration policy), add the steps with their
+``next_obs`` (and n-step returns) to the replay buffer, and once ``train_freq`` new steps
+have arrived take ``grad_ratio`` gradient steps per new step with ``dqn.train``. Logs
+every iteration to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``), saves
+``checkpoint.pt`` (``trajkit eval`` reads it) and prints a deterministic evaluation at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
-import numpy as np
 import torch
+from _common import finish, parse_run_args, save_run
 
 import trajkit as tk
-from trajkit import ef, nets
+from trajkit import ef
 from trajkit.algos import dqn
 from trajkit.logger import Logger, progress_bar
+from trajkit.run.models import build_models
+from trajkit.run.off_policy import behaviour_pol, make_buffer
+from trajkit.run.on_policy import lr_fraction, set_lrs
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="CartPole-v1")
-    p.add_argument("--steps", type=int, default=100_000, help="total env steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
-    p.add_argument("--no-dueling", action="store_true", help="plain MLP head instead of a dueling one")
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--buffer-size", type=int, default=100_000)
-    p.add_argument("--prioritized", action="store_true", help="proportional prioritized replay")
-    p.add_argument("--alpha", type=float, default=0.6, help="prioritization exponent")
-    p.add_argument("--beta", type=float, default=0.4, help="importance-weight exponent")
-    p.add_argument("--learning-starts", type=int, default=1000)
-    p.add_argument("--train-freq", type=int, default=256, help="train once this many new steps are stored")
-    p.add_argument("--grad-ratio", type=float, default=0.5, help="gradient steps per env step")
-    p.add_argument("--exploration-steps", type=int, default=8000)
-    p.add_argument("--eps-end", type=float, default=0.04)
-    p.add_argument("--tau", type=float, default=0.01, help="target update coefficient (1: copy)")
-    p.add_argument("--target-update-interval", type=int, default=1,
-                   help="gradient steps between target updates (0: once at the end of each training phase)")
-    p.add_argument("--lr-decay", action=argparse.BooleanOptionalAction, default=True,
-                   help="decay the learning rate linearly to 0 over the run")
-    p.add_argument("--gamma", type=float, default=0.99)
-    p.add_argument("--nstep", type=int, default=3, help="n-step return targets (1: one-step)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
-    p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--logdir", default="runs/dqn", help="progress.csv and tb/ (TensorBoard) go here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
-    return p.parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, tk.run.RunSettings]:
+    return parse_run_args("dqn", __doc__, "CartPole-v1", argv)
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    """Train with the options in ``args``; returns the final evaluation and timing."""
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    print(f"torch threads: {torch.get_num_threads()}, env: {args.env}, seed: {args.seed}")
-
-    env = tk.GymEnv(args.env)
-    ob, ac = env.observation_space, env.action_space
-    od, n = tk.pols.flat_dim(ob), int(ac.n)
-    if args.no_dueling:
-        net = nets.mlp(od, n, args.hidden, torch.nn.ReLU, orthogonal=False)
-    else:
-        net = nets.dueling_mlp(od, n, args.hidden)
-    qf = tk.DiscreteQfunc(ob, ac, net)
-    targ_qf = copy.deepcopy(qf)
-    optim_qf = torch.optim.Adam(qf.parameters(), args.lr)
-    pol = tk.ArgmaxQfPol(ob, ac, qf, epsilon=1.0)
-    if args.prioritized:
-        buf = tk.PrioritizedReplayBuffer(args.buffer_size, alpha=args.alpha)
-    else:
-        buf = tk.ReplayBuffer(args.buffer_size)
-    gen = torch.Generator().manual_seed(args.seed)
-    bar = progress_bar(args.steps, enabled=not args.no_progress)
+def run(args: argparse.Namespace, cfg: tk.run.config.DQNConfig) -> dict[str, float]:
+    """Train as ``cfg`` says; returns the final evaluation and timing."""
+    env = tk.GymEnv(cfg.env)
+    models = build_models(cfg, env.observation_space, env.action_space)  # the models trajkit train builds
+    a, t = models.train_args, cfg.train
+    buf = make_buffer(cfg, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = progress_bar(cfg.steps, enabled=not args.no_progress)
     logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
     steps, it, n_epis, pending, start = 0, 0, 0, 0, time.time()
-    result = None
-    with tk.EpiSampler(env, pol, seed=args.seed) as sampler:
-        while steps < args.steps:
-            if args.lr_decay:
-                for group in optim_qf.param_groups:
-                    group["lr"] = args.lr * (1.0 - steps / args.steps)
-            pol.epsilon = max(args.eps_end, 1.0 - (1.0 - args.eps_end) * steps / args.exploration_steps)
-            epis = sampler.sample(pol, max_epis=1, max_steps=args.steps - steps)
+    with tk.EpiSampler(env, models.explore_pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
+        while steps < cfg.steps:
+            set_lrs(models.optims, [cfg.lr] * len(models.optims), lr_fraction(steps, cfg.lr_decay_steps))
+            pol = behaviour_pol(cfg, models, steps)  # warm-up, epsilon schedule or fresh noise
+            if cfg.epis_per_iter:
+                epis = sampler.sample(pol, max_epis=cfg.epis_per_iter)
+            else:
+                epis = sampler.sample(pol, max_steps=cfg.steps_per_iter)
             traj = ef.add_next_obs(tk.Traj.from_epis(epis))
-            if args.nstep > 1:
-                traj = ef.compute_nstep_rets(traj, args.gamma, args.nstep)
+            if cfg.nstep > 1:
+                traj = ef.compute_nstep_rets(traj, t.gamma, cfg.nstep)
             buf.add(traj)
             steps += traj.num_step
-            pending += traj.num_step
             it += 1
-            if steps >= args.learning_starts and pending >= args.train_freq:
-                num_steps = int(pending * args.grad_ratio)
+            if steps >= cfg.learning_starts:  # warm-up steps are never "new"
+                pending += traj.num_step
+            result = None
+            if pending >= cfg.train_freq:
+                num_steps = int(pending * cfg.grad_ratio)
                 result = dqn.train(
-                    traj=buf, qf=qf, targ_qf=targ_qf, optim_qf=optim_qf, num_steps=num_steps,
-                    batch_size=args.batch_size, gamma=args.gamma, tau=args.tau,
-                    target_update_interval=args.target_update_interval or num_steps,
-                    beta=args.beta, nstep=args.nstep > 1, generator=gen,
+                    traj=buf, qf=a["qf"], target_qf=a["target_qf"], optim_qf=a["optim_qf"], num_steps=num_steps,
+                    batch_size=t.batch_size, gamma=t.gamma, double=t.double, huber=t.huber, tau=t.tau,
+                    target_update_interval=t.target_update_interval, max_grad_norm=t.max_grad_norm,
+                    per_beta=t.per_beta, nstep=cfg.nstep > 1, generator=gen,
                 )
                 pending = 0
             done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
             n_epis += len(done)
-            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result,
-                                 extra={"epsilon": pol.epsilon})
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
             bar.update(traj.num_step)
     bar.close()
     logger.close()
-
-    train_time = time.time() - start
-    eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)
-    print(f"steps {steps}, {train_time:.0f}s; greedy eval over {args.eval_epis} episodes: "
-          f"{np.mean(eval_rets):.1f} +- {np.std(eval_rets):.1f}")
-    return {"steps": steps, "eval_mean": float(np.mean(eval_rets)), "eval_std": float(np.std(eval_rets)),
-            "train_time": train_time}
+    save_run(args.logdir, cfg, models.checkpoint, iteration=it, env_steps=steps, episodes=n_epis)
+    return finish(args, cfg, models.pol, steps, start)
 
 
 if __name__ == "__main__":
-    run(parse_args())
+    run(*parse_args())  # type: ignore[arg-type]

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     vf = tk.DeterministicSVfunc(ob, relu_mlp(od, 1))
     qf1 = tk.DeterministicSAVfunc(ob, ac, relu_mlp(od + ad, 1))
     qf2 = tk.DeterministicSAVfunc(ob, ac, relu_mlp(od + ad, 1))
-    targ_qf1, targ_qf2 = copy.deepcopy(qf1), copy.deepcopy(qf2)
+    target_qf1, target_qf2 = copy.deepcopy(qf1), copy.deepcopy(qf2)
     log_alpha = torch.zeros((), requires_grad=True)
     optim_ppo_pol = torch.optim.Adam(pol.parameters(), args.ppo_lr)
     optim_vf = torch.optim.Adam(vf.parameters(), args.ppo_lr)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             result = None
             if not args.no_sac:
                 result = sac.train(
-                    traj=buf, pol=pol, qf1=qf1, qf2=qf2, targ_qf1=targ_qf1, targ_qf2=targ_qf2,
+                    traj=buf, pol=pol, qf1=qf1, qf2=qf2, target_qf1=target_qf1, target_qf2=target_qf2,
                     log_alpha=log_alpha, optim_pol=optim_sac_pol, optim_qf=optim_qf, optim_alpha=optim_alpha,
                     num_steps=int(traj.num_step * args.grad_ratio), batch_size=args.sac_batch_size,
                     gamma=args.gamma, tau=args.tau, generator=gen,

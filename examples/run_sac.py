@@ -1,107 +1,85 @@
 """SAC (twin critics, tanh-squashed Gaussian, automatic temperature) with trajkit, top to bottom.
 
-    python examples/run_sac.py                        # Pendulum-v1, 20k steps
-    python examples/run_sac.py --env Pendulum-v1 --steps 20000 --seed 1 --logdir runs/sac_s1
+    python examples/run_sac.py                               # Pendulum-v1, the tuned preset
+    python examples/run_sac.py --seed 1 --hp lr=3e-4 --hp prioritized=true
 
-Each iteration: sample ``--steps-per-iter`` env steps (random actions until
-``--learning-starts``), add them to the replay buffer, then take ``--grad-ratio``
-gradient steps per new env step with ``sac.train`` on the whole buffer. Logs every
-iteration to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``) and prints a
-deterministic evaluation at the end.
+Settings come from ``trajkit/run/presets/sac.yaml``, the file ``trajkit train sac`` reads.
+Each iteration: sample with the behaviour policy (uniform actions for the first
+``learning_starts`` steps, then the exploration policy), add the steps with their
+``next_obs`` (and n-step returns) to the replay buffer, and once ``train_freq`` new steps
+have arrived take ``grad_ratio`` gradient steps per new step with ``sac.train``. Logs
+every iteration to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``), saves
+``checkpoint.pt`` (``trajkit eval`` reads it) and prints a deterministic evaluation at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
-import numpy as np
 import torch
-from _common import UniformPol
+from _common import finish, parse_run_args, save_run
 
 import trajkit as tk
-from trajkit import ef, nets
+from trajkit import ef
 from trajkit.algos import sac
 from trajkit.logger import Logger, progress_bar
+from trajkit.run.models import build_models
+from trajkit.run.off_policy import behaviour_pol, make_buffer
+from trajkit.run.on_policy import lr_fraction, set_lrs
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="Pendulum-v1")
-    p.add_argument("--steps", type=int, default=20_000, help="total env steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--buffer-size", type=int, default=1_000_000)
-    p.add_argument("--learning-starts", type=int, default=1000, help="random-action steps before training")
-    p.add_argument("--steps-per-iter", type=int, default=200)
-    p.add_argument("--grad-ratio", type=float, default=1.0, help="gradient steps per env step")
-    p.add_argument("--gamma", type=float, default=0.99)
-    p.add_argument("--tau", type=float, default=0.005)
-    p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
-    p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--logdir", default="runs/sac", help="progress.csv and tb/ (TensorBoard) go here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
-    return p.parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, tk.run.RunSettings]:
+    return parse_run_args("sac", __doc__, "Pendulum-v1", argv)
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    """Train with the options in ``args``; returns the final evaluation and timing."""
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    print(f"torch threads: {torch.get_num_threads()}, env: {args.env}, seed: {args.seed}")
-
-    env = tk.GymEnv(args.env)
-    ob, ac = env.observation_space, env.action_space
-    od, ad = tk.pols.flat_dim(ob), tk.pols.flat_dim(ac)
-    relu_mlp = lambda i, o: nets.mlp(i, o, args.hidden, torch.nn.ReLU, orthogonal=False)  # noqa: E731
-    pol = tk.SquashedGaussianPol(ob, ac, relu_mlp(od, 2 * ad))
-    qf1 = tk.DeterministicSAVfunc(ob, ac, relu_mlp(od + ad, 1))
-    qf2 = tk.DeterministicSAVfunc(ob, ac, relu_mlp(od + ad, 1))
-    targ_qf1, targ_qf2 = copy.deepcopy(qf1), copy.deepcopy(qf2)
-    log_alpha = torch.zeros((), requires_grad=True)
-    optim_pol = torch.optim.Adam(pol.parameters(), args.lr)
-    optim_qf = torch.optim.Adam([*qf1.parameters(), *qf2.parameters()], args.lr)
-    optim_alpha = torch.optim.Adam([log_alpha], args.lr)
-    buf = tk.ReplayBuffer(args.buffer_size)
-    random_pol = UniformPol(pol)  # warm-up actions in the policy's [-1, 1] space
-    gen = torch.Generator().manual_seed(args.seed)
-    bar = progress_bar(args.steps, enabled=not args.no_progress)
+def run(args: argparse.Namespace, cfg: tk.run.config.SACConfig) -> dict[str, float]:
+    """Train as ``cfg`` says; returns the final evaluation and timing."""
+    env = tk.GymEnv(cfg.env)
+    models = build_models(cfg, env.observation_space, env.action_space)  # the models trajkit train builds
+    a, t = models.train_args, cfg.train
+    buf = make_buffer(cfg, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = progress_bar(cfg.steps, enabled=not args.no_progress)
     logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
-    steps, it, n_epis, start = 0, 0, 0, time.time()
-    with tk.EpiSampler(env, pol, seed=args.seed) as sampler:
-        while steps < args.steps:
-            behaviour = random_pol if steps < args.learning_starts else pol
-            epis = sampler.sample(behaviour, max_steps=min(args.steps_per_iter, args.steps - steps))
+    steps, it, n_epis, pending, start = 0, 0, 0, 0, time.time()
+    with tk.EpiSampler(env, models.explore_pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
+        while steps < cfg.steps:
+            set_lrs(models.optims, [cfg.lr] * len(models.optims), lr_fraction(steps, cfg.lr_decay_steps))
+            pol = behaviour_pol(cfg, models, steps)  # warm-up, epsilon schedule or fresh noise
+            if cfg.epis_per_iter:
+                epis = sampler.sample(pol, max_epis=cfg.epis_per_iter)
+            else:
+                epis = sampler.sample(pol, max_steps=cfg.steps_per_iter)
             traj = ef.add_next_obs(tk.Traj.from_epis(epis))
+            if cfg.nstep > 1:
+                traj = ef.compute_nstep_rets(traj, t.gamma, cfg.nstep)
             buf.add(traj)
             steps += traj.num_step
             it += 1
+            if steps >= cfg.learning_starts:  # warm-up steps are never "new"
+                pending += traj.num_step
             result = None
-            if steps >= args.learning_starts:
+            if pending >= cfg.train_freq:
+                num_steps = int(pending * cfg.grad_ratio)
                 result = sac.train(
-                    traj=buf, pol=pol, qf1=qf1, qf2=qf2, targ_qf1=targ_qf1, targ_qf2=targ_qf2,
-                    log_alpha=log_alpha, optim_pol=optim_pol, optim_qf=optim_qf, optim_alpha=optim_alpha,
-                    num_steps=int(traj.num_step * args.grad_ratio), batch_size=args.batch_size,
-                    gamma=args.gamma, tau=args.tau, generator=gen,
+                    traj=buf, pol=a["pol"], qf1=a["qf1"], qf2=a["qf2"], target_qf1=a["target_qf1"],
+                    target_qf2=a["target_qf2"], log_alpha=a["log_alpha"], optim_pol=a["optim_pol"],
+                    optim_qf=a["optim_qf"], optim_alpha=a["optim_alpha"], num_steps=num_steps,
+                    batch_size=t.batch_size, gamma=t.gamma, tau=t.tau, target_ent=t.target_ent,
+                    per_beta=t.per_beta, nstep=cfg.nstep > 1, generator=gen,
                 )
+                pending = 0
             done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
             n_epis += len(done)
             logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
             bar.update(traj.num_step)
     bar.close()
     logger.close()
-
-    train_time = time.time() - start
-    eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)
-    print(f"steps {steps}, {train_time:.0f}s; deterministic eval over {args.eval_epis} episodes: "
-          f"{np.mean(eval_rets):.1f} +- {np.std(eval_rets):.1f}")
-    return {"steps": steps, "eval_mean": float(np.mean(eval_rets)), "eval_std": float(np.std(eval_rets)),
-            "train_time": train_time}
+    save_run(args.logdir, cfg, models.checkpoint, iteration=it, env_steps=steps, episodes=n_epis)
+    return finish(args, cfg, models.pol, steps, start)
 
 
 if __name__ == "__main__":
-    run(parse_args())
+    run(*parse_args())  # type: ignore[arg-type]

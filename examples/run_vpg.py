@@ -1,11 +1,12 @@
-"""Vanilla policy gradient (VPG) with trajkit, top to bottom.
+"""Vanilla policy gradient with a learned value baseline with trajkit, top to bottom.
 
-    python examples/run_vpg.py                               # CartPole-v1, 100k steps
-    python examples/run_vpg.py --env Pendulum-v1 --steps 200000 --gamma 0.9
+    python examples/run_vpg.py                                # CartPole-v1, the tuned preset, 100k steps
+    python examples/run_vpg.py --env Acrobot-v1 --hp lam=0.97  # any setting of the preset
 
-Each iteration: sample episodes -> Traj -> estimators -> vpg.train (one policy-gradient
-step on the whole batch plus value regression). Logs every iteration to ``--logdir``
-(``progress.csv``, TensorBoard events in ``tb/``).
+Settings come from ``trajkit/run/presets/vpg.yaml``, the file ``trajkit train vpg`` reads.
+Each iteration: sample episodes -> Traj -> estimators -> ``vpg.train``. Logs every
+iteration to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``), saves
+``checkpoint.pt`` (``trajkit eval`` reads it) and prints a deterministic evaluation at the end.
 """
 
 from __future__ import annotations
@@ -13,63 +14,46 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
-from _common import build_pol_vf
+from _common import finish, parse_run_args, save_run
 
 import trajkit as tk
 from trajkit import ef
 from trajkit.algos import vpg
 from trajkit.logger import Logger, progress_bar
+from trajkit.run.models import build_models
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="CartPole-v1")
-    p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-parallel", type=int, default=1)
-    p.add_argument("--max-steps-per-iter", type=int, default=1024)
-    p.add_argument("--lr", type=float, default=1e-2, help="policy learning rate")
-    p.add_argument("--vf-lr", type=float, default=1e-3)
-    p.add_argument("--vf-epoch", type=int, default=10)
-    p.add_argument("--vf-batch-size", type=int, default=64)
-    p.add_argument("--gamma", type=float, default=0.99)
-    p.add_argument("--lam", type=float, default=0.95)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--logdir", default="runs/vpg", help="progress.csv and tb/ (TensorBoard) go here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
-    return p.parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, tk.run.RunSettings]:
+    return parse_run_args("vpg", __doc__, "CartPole-v1", argv)
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    """Train with the options in ``args``; returns the final evaluation and timing."""
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    print(f"torch threads: {torch.get_num_threads()}, env: {args.env}, seed: {args.seed}")
-
-    env = tk.GymEnv(args.env)
-    pol, vf = build_pol_vf(env)
-    optim_pol = torch.optim.Adam(pol.parameters(), args.lr)
-    optim_vf = torch.optim.Adam(vf.parameters(), args.vf_lr)
-    gen = torch.Generator().manual_seed(args.seed)
-    bar = progress_bar(args.steps, enabled=not args.no_progress)
+def run(args: argparse.Namespace, cfg: tk.run.OnPolicyConfig) -> dict[str, float]:
+    """Train as ``cfg`` says; returns the final evaluation and timing."""
+    env = tk.GymEnv(cfg.env)
+    models = build_models(cfg, env.observation_space, env.action_space)  # the models trajkit train builds
+    pol, vf, optim_vf = models.train_args["pol"], models.train_args["vf"], models.train_args["optim_vf"]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = progress_bar(cfg.steps, enabled=not args.no_progress)
     logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
     steps, it, n_epis, start = 0, 0, 0, time.time()
-    with tk.EpiSampler(env, pol, num_parallel=args.num_parallel, seed=args.seed) as sampler:
-        while steps < args.steps:
-            epis = sampler.sample(pol, max_steps=min(args.max_steps_per_iter, args.steps - steps))
+    with tk.EpiSampler(env, pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
+        while steps < cfg.steps:
+            epis = sampler.sample(pol, max_steps=min(cfg.steps_per_iter, cfg.steps - steps))
             traj = tk.Traj.from_epis(epis)
+            if models.obs_normalizer is not None:
+                models.obs_normalizer.update(traj["obs"])
             traj = ef.compute_vs(traj, vf)
-            traj = ef.compute_rets(traj, args.gamma)
-            traj = ef.compute_advs(traj, args.gamma, args.lam)
+            traj = ef.compute_rets(traj, cfg.gamma)
+            traj = ef.compute_advs(traj, cfg.gamma, cfg.lam)
             traj = ef.centerize_advs(traj)
 
+            t = cfg.train
             result = vpg.train(
-                traj=traj, pol=pol, vf=vf, optim_pol=optim_pol, optim_vf=optim_vf,
-                vf_epoch=args.vf_epoch, vf_batch_size=args.vf_batch_size, generator=gen,
+                traj=traj, pol=pol, vf=vf, optim_pol=models.train_args["optim_pol"], optim_vf=optim_vf,
+                vf_epoch=t.vf_epoch, vf_batch_size=t.vf_batch_size, ent_coef=t.ent_coef,
+                max_grad_norm=t.max_grad_norm, generator=gen,
             )
 
             steps += traj.num_step
@@ -80,14 +64,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             bar.update(traj.num_step)
     bar.close()
     logger.close()
-
-    train_time = time.time() - start
-    eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)
-    print(f"steps {steps}, {train_time:.0f}s; deterministic eval over {args.eval_epis} episodes: "
-          f"{np.mean(eval_rets):.1f} +- {np.std(eval_rets):.1f}")
-    return {"steps": steps, "eval_mean": float(np.mean(eval_rets)), "eval_std": float(np.std(eval_rets)),
-            "train_time": train_time}
+    save_run(args.logdir, cfg, models.checkpoint, iteration=it, env_steps=steps, episodes=n_epis)
+    return finish(args, cfg, pol, steps, start)
 
 
 if __name__ == "__main__":
-    run(parse_args())
+    run(*parse_args())  # type: ignore[arg-type]

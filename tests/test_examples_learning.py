@@ -27,13 +27,14 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.learning
 def test_ppo_cartpole_passes_200_within_small_budget(tmp_path):
-    args = run_ppo.parse_args(["--steps", "25000", "--seed", "0", "--no-progress", "--logdir", str(tmp_path)])
-    out = run_ppo.run(args)
+    args, cfg = run_ppo.parse_args(["--steps", "25000", "--seed", "0", "--no-progress", "--logdir", str(tmp_path)])
+    out = run_ppo.run(args, cfg)
     assert out["steps"] == 25000
     assert out["eval_mean"] >= 200, out
     log = read_csv(tmp_path / "progress.csv")
-    assert len(log["iteration"]) == math.ceil(25000 / args.max_steps_per_iter) > 50
+    assert len(log["iteration"]) == math.ceil(25000 / cfg.steps_per_iter) > 50
     assert log["env_steps"][-1] == 25000
 
 
@@ -42,19 +43,21 @@ def test_ppo_cartpole_passes_200_within_small_budget(tmp_path):
     [(run_trpo, [], 150.0), (run_vpg, [], 150.0), (run_ppo, ["--penalty", "kl"], 100.0)],
     ids=["trpo", "vpg", "ppo_kl"],
 )
+@pytest.mark.learning
 def test_onpolicy_examples_learn_cartpole_quickly(module, extra, threshold, tmp_path):
     """20k steps lift the deterministic return well above a random policy's ~20 (full runs: benchmarks/)."""
-    args = module.parse_args([*extra, "--steps", "20000", "--seed", "0", "--no-progress", "--logdir", str(tmp_path)])
-    out = module.run(args)
+    argv = [*extra, "--steps", "20000", "--seed", "0", "--no-progress", "--logdir", str(tmp_path)]
+    args, cfg = module.parse_args(argv)
+    out = module.run(args, cfg)
     assert out["steps"] == 20000
     assert out["eval_mean"] >= threshold, out
     log = read_csv(tmp_path / "progress.csv")
-    assert len(log["iteration"]) == math.ceil(20000 / args.max_steps_per_iter) > 10
+    assert len(log["iteration"]) == math.ceil(20000 / cfg.steps_per_iter) > 10
     assert log["env_steps"][-1] == 20000
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ppo_cartpole_full_bar(seed, tmp_path):
-    args = run_ppo.parse_args(["--seed", str(seed), "--no-progress", "--logdir", str(tmp_path)])
-    assert run_ppo.run(args)["eval_mean"] >= 475
+    args, cfg = run_ppo.parse_args(["--seed", str(seed), "--no-progress", "--logdir", str(tmp_path)])
+    assert run_ppo.run(args, cfg)["eval_mean"] >= 475

@@ -33,9 +33,10 @@ def _one_thread():
     [(run_td3, 6000, -600.0), (run_ddpg, 4000, -600.0), (run_qtopt, 8000, -600.0), (run_dqn, 20000, 80.0)],
     ids=["td3", "ddpg", "qtopt", "dqn"],
 )
+@pytest.mark.learning
 def test_offpolicy_example_learns_clearly_within_a_small_budget(module, steps, threshold, tmp_path):
-    args = module.parse_args(["--steps", str(steps), "--seed", "0", "--no-progress", "--logdir", str(tmp_path)])
-    out = module.run(args)
+    args, cfg = module.parse_args(["--steps", str(steps), "--seed", "0", "--no-progress", "--logdir", str(tmp_path)])
+    out = module.run(args, cfg)
     assert out["steps"] >= steps
     assert out["eval_mean"] >= threshold, out
     assert (tmp_path / "progress.csv").exists()
