@@ -22,7 +22,6 @@ import time
 
 import numpy as np
 import torch
-from _common import build_pol_vf
 
 import trajkit as tk
 from trajkit import ef
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
           f"{args.env_b} {args.env_b_kwargs}, seed: {args.seed}")
 
     env_a, env_b = make_envs(args)
-    pol, vf = build_pol_vf(env_a, obs_norm=args.obs_norm)
+    pol, vf = tk.make_pol_vf(env_a, obs_norm=args.obs_norm)
     optim_pol = torch.optim.Adam(pol.parameters(), args.lr)
     optim_vf = torch.optim.Adam(vf.parameters(), args.lr)
     gen = torch.Generator().manual_seed(args.seed)

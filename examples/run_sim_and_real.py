@@ -31,7 +31,6 @@ import sys
 import time
 
 import torch
-from _common import build_pol_vf
 
 import trajkit as tk
 from trajkit import ef
@@ -99,7 +98,7 @@ def train(args: argparse.Namespace, real_env: tk.envs.RemoteEnv) -> dict[str, fl
     if sim_env.observation_space != real.observation_space or sim_env.action_space != real.action_space:
         raise SystemExit(f"sim and real spaces differ: {sim_env.observation_space}/{sim_env.action_space} vs "
                          f"{real.observation_space}/{real.action_space}")
-    pol, vf = build_pol_vf(sim_env)
+    pol, vf = tk.make_pol_vf(sim_env)
     optim_pol = torch.optim.Adam(pol.parameters(), args.lr)
     optim_vf = torch.optim.Adam(vf.parameters(), args.lr)
     gen = torch.Generator().manual_seed(args.seed)

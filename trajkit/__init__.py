@@ -44,11 +44,12 @@ _EXPORTS: dict[str, str] = {
     "save_traj": "trajkit.io",
     "load_traj": "trajkit.io",
     "evaluate": "trajkit.evaluation",
+    "make_pol_vf": "trajkit.run.models",
 }
-_SUBMODULES = ("ef", "lf", "nets", "pds", "pols", "vfuncs", "algos", "envs", "samplers", "io", "run")
+_SUBMODULES = ("ef", "lf", "nets", "pds", "pols", "vfuncs", "algos", "envs", "samplers", "io", "run", "evaluation")
 
 if TYPE_CHECKING:
-    from trajkit import algos, ef, envs, io, lf, nets, pds, pols, run, samplers, vfuncs
+    from trajkit import algos, ef, envs, evaluation, io, lf, nets, pds, pols, run, samplers, vfuncs
     from trajkit.buffers import PrioritizedReplayBuffer, ReplayBuffer
     from trajkit.envs import GymEnv
     from trajkit.evaluation import evaluate
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
         RandomPol,
         SquashedGaussianPol,
     )
+    from trajkit.run.models import make_pol_vf
     from trajkit.samplers import EpiSampler, WorkerError
     from trajkit.traj import MissingColumnError, Traj, concat
     from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
@@ -112,9 +114,11 @@ __all__ = [
     "concat",
     "ef",
     "envs",
+    "evaluation",
     "evaluate",
     "io",
     "lf",
+    "make_pol_vf",
     "load_traj",
     "nets",
     "pds",

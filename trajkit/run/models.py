@@ -100,6 +100,14 @@ class UniformActionPol(RandomPol):
         return self._to_env(ac)
 
 
+@dataclass(frozen=True)
+class Spaces:
+    """An observation and an action space, standing in for an env where only its spaces are needed."""
+
+    observation_space: gym.Space
+    action_space: gym.Space
+
+
 def _adam(modules: Sequence[nn.Module], lr: float) -> torch.optim.Adam:
     return torch.optim.Adam([p for m in modules for p in m.parameters()], lr)
 
@@ -122,11 +130,28 @@ def on_policy_pol(
     raise ConfigError(f"no on-policy policy for action space {ac_space}")
 
 
+def make_pol_vf(
+    env: Any, hidden: Sequence[int] = (64, 64), obs_norm: bool = False
+) -> tuple[BasePol, DeterministicSVfunc]:
+    """An on-policy policy (categorical, multi-categorical or Gaussian, by ``env``'s action space) and a value function.
+
+    ``env`` is anything with ``observation_space`` and ``action_space`` (a
+    :class:`~trajkit.GymEnv`, a gymnasium env). With ``obs_norm`` both share one
+    :class:`~trajkit.ObsNormalizer` (``pol.obs_normalizer``; update it from the loop).
+    These are the models ``trajkit train ppo|ppo_kl|trpo|vpg`` builds.
+    """
+    ob_space, ac_space = env.observation_space, env.action_space
+    norm = ObsNormalizer(ob_space.shape or ()) if obs_norm else None
+    pol = on_policy_pol(ob_space, ac_space, hidden, norm)
+    vf = DeterministicSVfunc(ob_space, nets.mlp(flat_dim(ob_space), 1, hidden), obs_normalizer=norm)
+    return pol, vf
+
+
 def build_on_policy(cfg: OnPolicyConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """Policy (by action space), value function, their optimizers and an optional shared normalizer."""
-    norm = ObsNormalizer(ob_space.shape or ()) if cfg.obs_norm else None
-    pol = on_policy_pol(ob_space, ac_space, cfg.hidden, norm)
-    vf = DeterministicSVfunc(ob_space, nets.mlp(flat_dim(ob_space), 1, cfg.hidden), obs_normalizer=norm)
+    pol, vf = make_pol_vf(Spaces(ob_space, ac_space), cfg.hidden, cfg.obs_norm)
+    norm = pol.obs_normalizer
+    assert norm is None or isinstance(norm, ObsNormalizer)
     optim_vf = torch.optim.Adam(vf.parameters(), cfg.vf_lr)
     args: dict[str, Any] = {"pol": pol, "vf": vf, "optim_vf": optim_vf}
     optims: list[torch.optim.Optimizer] = [optim_vf]
