@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from trajkit.checks import check_float, check_optional_float, check_unit
 from trajkit.pds import Params, SquashedGaussianPd
 
 if TYPE_CHECKING:
@@ -20,6 +21,19 @@ if TYPE_CHECKING:
 
 Batch = dict[str, torch.Tensor]
 Info = dict[str, torch.Tensor]
+
+
+def per_sample(values: torch.Tensor, n: int, what: str) -> torch.Tensor:
+    """``values`` of a value or Q-function for ``n`` samples as ``(n,)``.
+
+    ``(n,)`` and ``(n, 1)`` heads are accepted; any other shape (e.g. ``(n, 2)``, which
+    would silently broadcast against ``(n,)`` targets) is a ValueError naming it.
+    """
+    if values.shape == (n,):
+        return values
+    if values.shape == (n, 1):
+        return values.squeeze(-1)
+    raise ValueError(f"{what} must return one value per sample, shape ({n},) or ({n}, 1); got {tuple(values.shape)}")
 
 
 def old_params(pol: BasePol, batch: Batch) -> Params:
@@ -40,6 +54,8 @@ def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_coef: float = 0.0
 
     Needs ``obs``, ``acs``, ``advs`` and the old distribution parameters.
     """
+    check_float("clip_param", clip_param, min_value=0.0)
+    check_float("ent_coef", ent_coef, min_value=0.0)
     ratio, params, old = _ratio(pol, batch)
     advs = batch["advs"]
     surr = torch.min(ratio * advs, ratio.clamp(1.0 - clip_param, 1.0 + clip_param) * advs)
@@ -56,6 +72,8 @@ def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_coef: float = 0.0
 
 def pg_kl(pol: BasePol, batch: Batch, kl_coef: float, ent_coef: float = 0.0) -> tuple[torch.Tensor, Info]:
     """PPO's KL-penalized surrogate: ``-mean(r A) + kl_coef * mean(KL(old || new)) - ent_coef * mean(H)``."""
+    check_float("kl_coef", kl_coef, min_value=0.0)
+    check_float("ent_coef", ent_coef, min_value=0.0)
     ratio, params, old = _ratio(pol, batch)
     kl = pol.pd.kl_pq(old, params).mean()
     ent = pol.pd.ent(params).mean()
@@ -65,6 +83,7 @@ def pg_kl(pol: BasePol, batch: Batch, kl_coef: float, ent_coef: float = 0.0) -> 
 
 def pg(pol: BasePol, batch: Batch, ent_coef: float = 0.0) -> tuple[torch.Tensor, Info]:
     """Vanilla policy gradient: ``-mean(log pi(a|s) A) - ent_coef * mean(H)``."""
+    check_float("ent_coef", ent_coef, min_value=0.0)
     params = pol(batch["obs"])
     llh = pol.pd.llh(batch["acs"], params)
     ent = pol.pd.ent(params).mean()
@@ -85,9 +104,8 @@ def monte_carlo(vf: torch.nn.Module, batch: Batch, clip_param: float | None = No
     With ``clip_param`` the new prediction is also clipped to ``vs +- clip_param`` around
     the old one (``batch["vs"]``) and the larger of the two errors is used, as in PPO2.
     """
-    vs = vf(batch["obs"])
-    if vs.shape != batch["rets"].shape:  # a (B, 1) head, as compute_vs accepts: never broadcast to (B, B)
-        vs = vs.reshape(batch["rets"].shape)
+    check_optional_float("clip_param", clip_param, min_value=0.0)
+    vs = per_sample(vf(batch["obs"]), len(batch["rets"]), "the value function")
     err = (vs - batch["rets"]).pow(2)
     if clip_param is not None:
         old = batch["vs"]
@@ -107,9 +125,24 @@ def monte_carlo(vf: torch.nn.Module, batch: Batch, clip_param: float | None = No
 
 def _transition(batch: Batch, gamma: float, nstep: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(rews: (B,), next_obs: (B, ...), discounts: (B,))`` so that ``y = rews + discounts * V(next_obs)``."""
+    check_unit("gamma", gamma)
     if nstep:
         return batch["nstep_rets"], batch["nstep_next_obs"], batch["nstep_discounts"]
     return batch["rews"], batch["next_obs"], gamma * (1.0 - batch["terminals"])
+
+
+def _min_q(
+    qf1: torch.nn.Module, qf2: torch.nn.Module, obs: torch.Tensor, acs: torch.Tensor, n: int, what: str
+) -> torch.Tensor:
+    """``min(Q1(s, a), Q2(s, a)): (B,)``, each head checked by :func:`per_sample`."""
+    return torch.min(per_sample(qf1(obs, acs), n, f"{what}1"), per_sample(qf2(obs, acs), n, f"{what}2"))
+
+
+def _q_table(q: torch.Tensor, n: int, what: str) -> torch.Tensor:
+    """A discrete Q-function's ``(B, num_actions)`` output; any other shape is a ValueError naming it."""
+    if q.ndim != 2 or q.shape[0] != n:
+        raise ValueError(f"{what} must return ({n}, num_actions) Q-values, got shape {tuple(q.shape)}")
+    return q
 
 
 def _weighted_sq(td: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -154,9 +187,10 @@ def bellman(
     ``(B,)`` detached ``y - Q(s, a)`` (for priorities); ``info["q_mean"]`` the mean Q.
     """
     rews, next_obs, disc = _transition(batch, gamma, nstep)
+    n = len(rews)
     with torch.no_grad():
-        y = rews + disc * target_qf(next_obs, _mode(target_pol, next_obs))
-    q = qf(batch["obs"], batch["acs"])
+        y = rews + disc * per_sample(target_qf(next_obs, _mode(target_pol, next_obs)), n, "target_qf")
+    q = per_sample(qf(batch["obs"], batch["acs"]), n, "qf")
     td = y - q
     return _weighted_sq(td, batch), {"q_mean": q.detach().mean(), "td_errors": td.detach()}
 
@@ -172,6 +206,8 @@ def target_smoothing(
 
     ``eps ~ N(0, noise_std**2)``, drawn from ``generator``.
     """
+    check_float("noise_std", noise_std, min_value=0.0)
+    check_float("noise_clip", noise_clip, min_value=0.0)
     with torch.no_grad():
         acs = _mode(target_pol, obs)
         noise = torch.randn(acs.shape, generator=generator, device=acs.device, dtype=acs.dtype)
@@ -195,9 +231,11 @@ def clipped_double_bellman(
     ``info``: ``q1_mean``, ``q2_mean``, ``td_errors: (B,)`` of ``Q1``.
     """
     rews, next_obs, disc = _transition(batch, gamma, nstep)
+    n = len(rews)
     with torch.no_grad():
-        y = rews + disc * torch.min(target_qf1(next_obs, next_acs), target_qf2(next_obs, next_acs))
-    q1, q2 = qf1(batch["obs"], batch["acs"]), qf2(batch["obs"], batch["acs"])
+        y = rews + disc * _min_q(target_qf1, target_qf2, next_obs, next_acs, n, "target_qf")
+    q1 = per_sample(qf1(batch["obs"], batch["acs"]), n, "qf1")
+    q2 = per_sample(qf2(batch["obs"], batch["acs"]), n, "qf2")
     td1 = y - q1
     loss = _weighted_sq(td1, batch) + _weighted_sq(y - q2, batch)
     return loss, {"q1_mean": q1.detach().mean(), "q2_mean": q2.detach().mean(), "td_errors": td1.detach()}
@@ -211,7 +249,7 @@ def ag(pol: BasePol, qf: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, I
     """
     acs = _mode(pol, batch["obs"])
     with _frozen(qf):
-        q = qf(batch["obs"], acs)
+        q = per_sample(qf(batch["obs"], acs), len(acs), "qf")
     return -q.mean(), {}
 
 
@@ -250,19 +288,21 @@ def sac(
         raise TypeError(
             f"the SAC loss needs a tanh-squashed Gaussian policy (SquashedGaussianPol), got {type(pol).__name__}"
         )
+    check_float("target_ent", target_ent)
     rews, next_obs, disc = _transition(batch, gamma, nstep)
-    obs = batch["obs"]
+    obs, n = batch["obs"], len(rews)
     pi_acs, llh = pd.rsample_with_llh(pol(obs), generator)
     alpha = log_alpha.detach().exp()
     with torch.no_grad():
         next_acs, next_llh = pd.rsample_with_llh(pol(next_obs), generator)
-        next_q = torch.min(target_qf1(next_obs, next_acs), target_qf2(next_obs, next_acs))
+        next_q = _min_q(target_qf1, target_qf2, next_obs, next_acs, n, "target_qf")
         y = rews + disc * (next_q - alpha * next_llh)
-    q1, q2 = qf1(obs, batch["acs"]), qf2(obs, batch["acs"])
+    q1 = per_sample(qf1(obs, batch["acs"]), n, "qf1")
+    q2 = per_sample(qf2(obs, batch["acs"]), n, "qf2")
     td1 = y - q1
     qf_loss = _weighted_sq(td1, batch) + _weighted_sq(y - q2, batch)
     with _frozen(qf1, qf2):
-        q_pi = torch.min(qf1(obs, pi_acs), qf2(obs, pi_acs))
+        q_pi = _min_q(qf1, qf2, obs, pi_acs, n, "qf")
     pol_loss = (alpha * llh - q_pi).mean()
     alpha_loss = -(log_alpha * (llh.detach() + target_ent)).mean()
     info = {
@@ -296,14 +336,14 @@ def dqn(
     """
     rews, next_obs, disc = _transition(batch, gamma, nstep)
     with torch.no_grad():
-        next_targ = target_qf(next_obs)
+        next_targ = _q_table(target_qf(next_obs), len(rews), "target_qf")
         if double:
             next_acs = qf(next_obs).argmax(-1, keepdim=True)
             next_q = next_targ.gather(-1, next_acs).squeeze(-1)
         else:
             next_q = next_targ.max(-1).values
         y = rews + disc * next_q
-    q = qf(batch["obs"]).gather(-1, batch["acs"].long().reshape(-1, 1)).squeeze(-1)
+    q = _q_table(qf(batch["obs"]), len(rews), "qf").gather(-1, batch["acs"].long().reshape(-1, 1)).squeeze(-1)
     td = y - q
     if huber:
         per = torch.nn.functional.smooth_l1_loss(q, y, reduction="none")

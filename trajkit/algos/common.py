@@ -1,44 +1,40 @@
-"""Pieces every algorithm shares: the result record, column checks, optimizer steps."""
+"""Pieces every algorithm shares: the result record, argument checks, optimizer steps, Polyak averaging.
+
+(Batch sources and prioritized sampling live in :mod:`trajkit.algos.sources`; they are
+re-exported here.)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import torch
 
-from trajkit.traj import MissingColumnError, Traj, _as_generator
+from trajkit.algos.sources import BatchSource, PrioritizedSource, check_source, require_transitions, sample_batch
+from trajkit.checks import check_int, check_optional_float, check_unit
+from trajkit.traj import Traj, _as_generator
 
 as_generator = _as_generator
 
-
-@runtime_checkable
-class BatchSource(Protocol):
-    """What off-policy ``train()`` functions sample from: a :class:`Traj` or a replay buffer.
-
-    ``random_batch(batch_size, generator)`` returns a dict of ``(B, ...)`` tensors.
-    """
-
-    def random_batch(self, batch_size: int, generator: torch.Generator | int | None = None) -> dict[str, torch.Tensor]:
-        ...
-
-
-def sample_batch(
-    source: BatchSource, batch_size: int, per_beta: float, generator: torch.Generator | None
-) -> tuple[dict[str, torch.Tensor], Callable[[torch.Tensor], None]]:
-    """A batch from ``source`` and a function taking its ``(B,)`` TD errors.
-
-    From a prioritized buffer (anything with ``sample`` and ``update_pris``) the batch is
-    drawn with importance exponent ``per_beta`` (it carries ``idx`` and ``weights``) and the
-    function sets those steps' priorities to ``|TD error|``; from anything else the batch
-    is uniform and the function does nothing.
-    """
-    if hasattr(source, "update_pris") and hasattr(source, "sample"):
-        batch = source.sample(batch_size, per_beta, generator)
-        idx = batch["idx"]
-        return batch, lambda td: source.update_pris(idx, td.abs())
-    return source.random_batch(batch_size, generator), lambda td: None
+__all__ = [
+    "BatchSource",
+    "PrioritizedSource",
+    "TrainResult",
+    "as_generator",
+    "check_minibatch_args",
+    "check_off_policy_args",
+    "check_source",
+    "explained_variance",
+    "fit_vf",
+    "polyak_tensors",
+    "polyak_update",
+    "require_steps",
+    "require_transitions",
+    "result_from_series",
+    "sample_batch",
+    "step",
+]
 
 
 def polyak_update(
@@ -51,8 +47,7 @@ def polyak_update(
     structure, or matching lists of tensors (from :func:`polyak_tensors`, built once
     outside a hot loop).
     """
-    if not 0.0 <= tau <= 1.0:
-        raise ValueError(f"tau must be in [0, 1], got {tau}")
+    check_unit("tau", tau)
     t = polyak_tensors(target) if isinstance(target, torch.nn.Module) else list(target)
     s = polyak_tensors(source) if isinstance(source, torch.nn.Module) else list(source)
     if len(t) != len(s):
@@ -108,23 +103,28 @@ def result_from_series(series: dict[str, list[torch.Tensor]]) -> TrainResult:
     return result
 
 
-def require_transitions(source: BatchSource, nstep: bool = False) -> None:
-    """Raise :class:`MissingColumnError` (naming the estimator to run) if ``source``'s
-    batches would lack the transition columns off-policy losses read."""
-    names = ("nstep_rets", "nstep_next_obs", "nstep_discounts") if nstep else ("next_obs", "terminals")
-    keys = source.keys() if hasattr(source, "keys") else None
-    if keys is None or len(keys) == 0:
-        return  # an empty buffer raises its own error when sampled
-    for n in ("obs", "acs", "rews", *names):
-        if n not in keys:
-            raise MissingColumnError(n, list(keys))
+def require_steps(traj: Traj) -> None:
+    """ValueError if ``traj`` holds no steps (an on-policy update needs at least one)."""
+    if traj.num_step == 0:
+        raise ValueError(f"traj has no steps (num_step=0, num_epi={traj.num_epi}); sample before train()")
 
 
-def require(traj: Traj, *names: str) -> None:
-    """Raise :class:`MissingColumnError` naming the estimator to run for the first missing column."""
-    for n in names:
-        if n not in traj:
-            raise MissingColumnError(n, traj.keys())
+def check_minibatch_args(*, epoch: int, batch_size: int, max_grad_norm: float | None, prefix: str = "") -> None:
+    """A minibatch loop's arguments: integers ``epoch >= 1`` and ``batch_size >= 1``,
+    ``max_grad_norm > 0`` or None. ``prefix`` names them in errors (``"vf_"``: ``vf_epoch``)."""
+    check_int(f"{prefix}epoch", epoch, min_value=1)
+    check_int(f"{prefix}batch_size", batch_size, min_value=1)
+    check_optional_float("max_grad_norm", max_grad_norm, min_value=0.0, min_open=True)
+
+
+def check_off_policy_args(*, num_steps: int, batch_size: int, gamma: float, tau: float, per_beta: float) -> None:
+    """What every off-policy ``train()`` takes: ``num_steps >= 0``, ``batch_size >= 1``,
+    ``gamma``, ``tau`` and ``per_beta`` in ``[0, 1]``."""
+    check_int("num_steps", num_steps, min_value=0)
+    check_int("batch_size", batch_size, min_value=1)
+    check_unit("gamma", gamma)
+    check_unit("tau", tau)
+    check_unit("per_beta", per_beta)
 
 
 def step(

@@ -18,9 +18,10 @@ from trajkit.algos.common import (
     BatchSource,
     TrainResult,
     as_generator,
+    check_off_policy_args,
+    check_source,
     polyak_tensors,
     polyak_update,
-    require_transitions,
     result_from_series,
     sample_batch,
 )
@@ -60,7 +61,8 @@ def train(
         ``losses`` per step: ``pol_loss``, ``qf_loss``, ``q_mean``, ``td_abs``;
         ``diagnostics``: their means over the call.
     """
-    require_transitions(traj, nstep)
+    check_off_policy_args(num_steps=num_steps, batch_size=batch_size, gamma=gamma, tau=tau, per_beta=per_beta)
+    check_source(traj, nstep)
     g = as_generator(generator)
     series: dict[str, list[torch.Tensor]] = {k: [] for k in ("pol_loss", "qf_loss", "q_mean", "td_abs")}
     target, source = polyak_tensors(target_qf, target_pol), polyak_tensors(qf, pol)

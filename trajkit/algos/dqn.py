@@ -16,11 +16,13 @@ from trajkit.algos.common import (
     BatchSource,
     TrainResult,
     as_generator,
+    check_off_policy_args,
+    check_source,
     polyak_update,
-    require_transitions,
     result_from_series,
     sample_batch,
 )
+from trajkit.checks import check_int, check_optional_float
 
 
 def train(
@@ -58,7 +60,10 @@ def train(
     Returns:
         ``losses`` per step: ``qf_loss``, ``q_mean``, ``td_abs``; ``diagnostics``: means.
     """
-    require_transitions(traj, nstep)
+    check_off_policy_args(num_steps=num_steps, batch_size=batch_size, gamma=gamma, tau=tau, per_beta=per_beta)
+    check_int("target_update_interval", target_update_interval, min_value=1)
+    check_optional_float("max_grad_norm", max_grad_norm, min_value=0.0, min_open=True)
+    check_source(traj, nstep)
     g = as_generator(generator)
     params = list(qf.parameters())
     series: dict[str, list[torch.Tensor]] = {k: [] for k in ("qf_loss", "q_mean", "td_abs")}

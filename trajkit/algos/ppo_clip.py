@@ -12,8 +12,16 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from trajkit import lf
-from trajkit.algos.common import TrainResult, as_generator, explained_variance, require, step
+from trajkit import ef, lf
+from trajkit.algos.common import (
+    TrainResult,
+    as_generator,
+    check_minibatch_args,
+    explained_variance,
+    require_steps,
+    step,
+)
+from trajkit.checks import check_float, check_optional_float
 from trajkit.traj import Traj
 
 if TYPE_CHECKING:
@@ -41,10 +49,11 @@ def train(
     Args:
         epoch: passes over the Traj. batch_size: minibatch size in steps (the last
             partial batch of each pass is used too).
-        clip_param: the ratio clip ``epsilon``. ent_coef: entropy bonus weight.
+        clip_param: the ratio clip ``epsilon`` (>= 0). ent_coef: entropy bonus coefficient.
         vf_clip_param: clip the value prediction around the old ``vs`` (None: no clipping).
         max_grad_norm: gradient-norm clip for each optimizer step (None: none).
-        target_kl: stop the remaining epochs once an epoch's mean KL exceeds this.
+        target_kl: the KL per update we aim to stay at: the remaining epochs are skipped
+            once an epoch's mean KL exceeds it (None: always run ``epoch`` passes).
         generator: minibatch shuffling (a generator, a seed, or None for torch's default).
 
     Returns:
@@ -52,9 +61,15 @@ def train(
         ``diagnostics`` ``kl``, ``ent``, ``clip_frac`` (last epoch), ``explained_var``
         (of the old ``vs`` if present), ``epochs_run``.
     """
-    require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
+    check_minibatch_args(epoch=epoch, batch_size=batch_size, max_grad_norm=max_grad_norm)
+    check_float("clip_param", clip_param, min_value=0.0)
+    check_float("ent_coef", ent_coef, min_value=0.0)
+    check_optional_float("vf_clip_param", vf_clip_param, min_value=0.0)
+    check_optional_float("target_kl", target_kl, min_value=0.0, min_open=True)
+    require_steps(traj)
+    ef.require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
     if vf_clip_param is not None:
-        require(traj, "vs")
+        ef.require(traj, "vs")
     g = as_generator(generator)
     result = TrainResult()
     info: dict[str, torch.Tensor] = {}

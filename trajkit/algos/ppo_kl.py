@@ -15,8 +15,16 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from trajkit import lf
-from trajkit.algos.common import TrainResult, as_generator, explained_variance, require, step
+from trajkit import ef, lf
+from trajkit.algos.common import (
+    TrainResult,
+    as_generator,
+    check_minibatch_args,
+    explained_variance,
+    require_steps,
+    step,
+)
+from trajkit.checks import check_float
 from trajkit.traj import Traj
 
 if TYPE_CHECKING:
@@ -40,12 +48,26 @@ def train(
 ) -> TrainResult:
     """Update ``pol`` and ``vf`` in place with PPO-KL on ``traj``.
 
+    Args:
+        epoch: passes over the Traj. batch_size: minibatch size in steps.
+        kl_coef: the KL-penalty coefficient for this call (pass the returned
+            ``diagnostics["kl_coef"]`` next time).
+        target_kl: the KL per update we aim to stay at; the coefficient is adapted
+            towards it after the epochs.
+        ent_coef: entropy bonus coefficient. max_grad_norm: gradient-norm clip (None: none).
+        generator: minibatch shuffling.
+
     Returns:
         ``losses["pol_loss"]``, ``losses["vf_loss"]`` per epoch; ``diagnostics``
         ``kl`` (whole Traj, after the update), ``ent``, ``kl_coef`` (the adapted
         coefficient for the next call), ``explained_var``.
     """
-    require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
+    check_minibatch_args(epoch=epoch, batch_size=batch_size, max_grad_norm=max_grad_norm)
+    check_float("kl_coef", kl_coef, min_value=0.0)
+    check_float("target_kl", target_kl, min_value=0.0, min_open=True)
+    check_float("ent_coef", ent_coef, min_value=0.0)
+    require_steps(traj)
+    ef.require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
     g = as_generator(generator)
     result = TrainResult()
     for _ in range(epoch):

@@ -18,9 +18,10 @@ from trajkit.algos.common import (
     BatchSource,
     TrainResult,
     as_generator,
+    check_off_policy_args,
+    check_source,
     polyak_tensors,
     polyak_update,
-    require_transitions,
     result_from_series,
     sample_batch,
 )
@@ -59,7 +60,8 @@ def train(
     Returns:
         ``losses`` per step: ``qf_loss``, ``q1_mean``, ``td_abs``; ``diagnostics``: means.
     """
-    require_transitions(traj, nstep)
+    check_off_policy_args(num_steps=num_steps, batch_size=batch_size, gamma=gamma, tau=tau, per_beta=per_beta)
+    check_source(traj, nstep)
     g = as_generator(generator)
     series: dict[str, list[torch.Tensor]] = {k: [] for k in ("qf_loss", "q1_mean", "td_abs")}
     target, source = polyak_tensors(target_qf1, target_qf2), polyak_tensors(qf1, qf2)

@@ -17,12 +17,14 @@ from trajkit.algos.common import (
     BatchSource,
     TrainResult,
     as_generator,
+    check_off_policy_args,
+    check_source,
     polyak_tensors,
     polyak_update,
-    require_transitions,
     result_from_series,
     sample_batch,
 )
+from trajkit.checks import check_float, check_int
 
 if TYPE_CHECKING:
     from trajkit.pols import BasePol
@@ -67,7 +69,11 @@ def train(
         ``losses`` per step: ``qf_loss``, ``q1_mean``, ``td_abs``, and ``pol_loss`` per
         actor step; ``diagnostics``: their means over the call.
     """
-    require_transitions(traj, nstep)
+    check_off_policy_args(num_steps=num_steps, batch_size=batch_size, gamma=gamma, tau=tau, per_beta=per_beta)
+    check_int("policy_delay", policy_delay, min_value=1)
+    check_float("target_noise", target_noise, min_value=0.0)
+    check_float("target_noise_clip", target_noise_clip, min_value=0.0)
+    check_source(traj, nstep)
     g = as_generator(generator)
     series: dict[str, list[torch.Tensor]] = {k: [] for k in ("pol_loss", "qf_loss", "q1_mean", "td_abs")}
     target, source = polyak_tensors(target_qf1, target_qf2, target_pol), polyak_tensors(qf1, qf2, pol)

@@ -16,8 +16,16 @@ from typing import TYPE_CHECKING
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from trajkit import lf
-from trajkit.algos.common import TrainResult, as_generator, explained_variance, fit_vf, require
+from trajkit import ef, lf
+from trajkit.algos.common import (
+    TrainResult,
+    as_generator,
+    check_minibatch_args,
+    explained_variance,
+    fit_vf,
+    require_steps,
+)
+from trajkit.checks import check_float, check_int
 from trajkit.traj import Traj
 
 if TYPE_CHECKING:
@@ -66,7 +74,13 @@ def train(
         value epoch; ``diagnostics`` ``kl`` (of the accepted step), ``step_frac`` (the
         accepted fraction of the full step, 0 if rejected), ``ent``, ``explained_var``.
     """
-    require(traj, "obs", "acs", "advs", *pol.pd.param_names, "rets")
+    check_float("max_kl", max_kl, min_value=0.0, min_open=True)
+    check_int("cg_iters", cg_iters, min_value=1)
+    check_float("cg_damping", cg_damping, min_value=0.0)
+    check_int("backtrack_steps", backtrack_steps, min_value=1)
+    check_minibatch_args(epoch=vf_epoch, batch_size=vf_batch_size, max_grad_norm=max_grad_norm, prefix="vf_")
+    require_steps(traj)
+    ef.require(traj, "obs", "acs", "advs", *pol.pd.param_names, "rets")
     full = traj.full_batch()
     params = [p for p in pol.parameters() if p.requires_grad]
     loss, _ = lf.surrogate(pol, full)

@@ -10,8 +10,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from trajkit import lf
-from trajkit.algos.common import TrainResult, as_generator, explained_variance, fit_vf, require, step
+from trajkit import ef, lf
+from trajkit.algos.common import (
+    TrainResult,
+    as_generator,
+    check_minibatch_args,
+    explained_variance,
+    fit_vf,
+    require_steps,
+    step,
+)
+from trajkit.checks import check_float
 from trajkit.traj import Traj
 
 if TYPE_CHECKING:
@@ -37,7 +46,10 @@ def train(
         ``losses["pol_loss"]`` (one value), ``losses["vf_loss"]`` per value epoch;
         ``diagnostics`` ``kl`` (after the step), ``ent``, ``explained_var``.
     """
-    require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
+    check_minibatch_args(epoch=vf_epoch, batch_size=vf_batch_size, max_grad_norm=max_grad_norm, prefix="vf_")
+    check_float("ent_coef", ent_coef, min_value=0.0)
+    require_steps(traj)
+    ef.require(traj, "obs", "acs", "advs", "rets", *pol.pd.param_names)
     result = TrainResult()
     full = traj.full_batch()
     pol_loss, info = lf.pg(pol, full, ent_coef)
