@@ -78,7 +78,8 @@ def off_policy_kwargs(algo: Any) -> dict[str, Any]:
         q = tk.DiscreteQfunc(OB, DISC, nets.mlp(3, 3, (8,)))
         return dict(kw, traj=transitions(True), qf=q, target_qf=copy.deepcopy(q), optim_qf=twin_optim(q))
     q1, q2 = qf(), qf()
-    twins = dict(qf1=q1, qf2=q2, target_qf1=copy.deepcopy(q1), target_qf2=copy.deepcopy(q2), optim_qf=twin_optim(q1, q2))
+    twins = dict(qf1=q1, qf2=q2, target_qf1=copy.deepcopy(q1), target_qf2=copy.deepcopy(q2),
+                 optim_qf=twin_optim(q1, q2))
     if algo is qtopt:
         c1, c2 = (tk.CEMDeterministicSAVfunc(OB, AC, nets.mlp(5, 1, (8,)), num_samples=8, num_elite=2) for _ in "12")
         return dict(kw, traj=transitions(), qf1=c1, qf2=c2, target_qf1=copy.deepcopy(c1), target_qf2=copy.deepcopy(c2),
@@ -89,7 +90,8 @@ def off_policy_kwargs(algo: Any) -> dict[str, Any]:
         return dict(kw, **twins, traj=transitions(), pol=pol, log_alpha=log_alpha,
                     optim_pol=torch.optim.Adam(pol.parameters()), optim_alpha=torch.optim.Adam([log_alpha]))
     pol = tk.DeterministicPol(OB, AC, nets.mlp(3, 2, (8,)))
-    actor = dict(traj=transitions(), pol=pol, target_pol=copy.deepcopy(pol), optim_pol=torch.optim.Adam(pol.parameters()))
+    actor = dict(traj=transitions(), pol=pol, target_pol=copy.deepcopy(pol),
+                 optim_pol=torch.optim.Adam(pol.parameters()))
     if algo is td3:
         return dict(kw, **twins, **actor)
     return dict(kw, **actor, qf=q1, target_qf=copy.deepcopy(q1), optim_qf=twin_optim(q1))
