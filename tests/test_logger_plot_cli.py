@@ -90,7 +90,7 @@ def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
         "--quiet",
     ]
     assert cli.main([*base, "--hp", "nope=1"]) == 2
-    assert "unknown hyper-parameter 'nope'" in capsys.readouterr().err
+    assert "unknown setting 'nope'" in capsys.readouterr().err
     assert cli.main([*base, "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     (tmp_path / "bad.pt").write_bytes(b"garbage")
