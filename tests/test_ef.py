@@ -1,7 +1,9 @@
 """Estimators (``trajkit.ef``) against slow, obviously-correct per-step reference loops.
 
 Every reference below walks one episode at a time, one step at a time, in float64,
-reading the episode's raw arrays back from the Traj with ``epi_view``.
+reading the episode's raw arrays back from the Traj with ``epi_view``. The oracle tests
+of returns, GAE and n-step returns run on both layers: the Traj estimator and the bare
+tensor kernel it wraps (``layer`` = ``"traj"`` / ``"kernel"``).
 """
 
 from __future__ import annotations
@@ -132,41 +134,83 @@ def test_compute_vs_small_chunks_match_one_pass():
     torch.testing.assert_close(a.epi_col("final_vs"), b.epi_col("final_vs"))
 
 
+# ---------------------------------------------------------------------- the two layers
+def terminated(traj: tk.Traj) -> torch.Tensor:
+    return traj.epi_col("terminated")
+
+
+RETS = {
+    "traj": lambda t, gamma, bootstrap=True: ef.compute_rets(t, gamma, bootstrap=bootstrap)["rets"],
+    "kernel": lambda t, gamma, bootstrap=True: ef.discounted_returns(
+        t["rews"],
+        t.epi_col("final_vs") if bootstrap else torch.zeros(t.num_epi),
+        terminated(t),
+        t.bounds,
+        gamma=gamma,
+    ),
+}
+ADVS = {
+    "traj": lambda t, gamma, lam: ef.compute_advs(t, gamma, lam)["advs"],
+    "kernel": lambda t, gamma, lam: ef.gae(
+        t["rews"], t["vs"], t.epi_col("final_vs"), terminated(t), t.bounds, gamma=gamma, lam=lam
+    ),
+}
+
+
+def nstep_via_kernel(t: tk.Traj, gamma: float, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    k = ef.nstep_returns(t["rews"], terminated(t), t.bounds, gamma=gamma, n=n)
+    final_obs = t.epi_col("final_obs")[t.epi_ids()]
+    nxt = torch.where(k.reaches_end[:, None], final_obs, t["obs"][k.next_idx.clamp(max=t.num_step - 1)])
+    return k.rets, nxt, k.discounts
+
+
+NSTEP = {
+    "traj": lambda t, gamma, n: tuple(
+        ef.compute_nstep_rets(t, gamma, n)[c] for c in ("nstep_rets", "nstep_next_obs", "nstep_discounts")
+    ),
+    "kernel": nstep_via_kernel,
+}
+LAYERS = pytest.mark.parametrize("layer", ["traj", "kernel"])
+
+
 # ---------------------------------------------------------------------- compute_rets
+
+@LAYERS
 @SETTINGS
 @given(specs=episode_specs, seed=SEEDS, gamma=unit_factors, bootstrap=st.booleans())
-def test_compute_rets_matches_reference(specs, seed, gamma, bootstrap):
+def test_compute_rets_matches_reference(layer, specs, seed, gamma, bootstrap):
     traj = traj_from_specs(specs, seed)
     vf = linear_vf(seed=seed % 1000)
-    out = ef.compute_rets(ef.compute_vs(traj, vf), gamma, bootstrap=bootstrap)
-    close(out["rets"], ref_rets(traj, vf, gamma, bootstrap))
+    rets = RETS[layer](ef.compute_vs(traj, vf), gamma, bootstrap)
+    close(rets, ref_rets(traj, vf, gamma, bootstrap))
 
 
-def test_compute_rets_long_ragged_episodes():
+@LAYERS
+def test_compute_rets_long_ragged_episodes(layer):
     """Many long episodes with gamma near 1: nothing leaks across episode boundaries."""
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 300, size=60).tolist()
     traj = make_traj(lengths, rng.random(60) < 0.5, seed=3)
     vf = linear_vf()
     for gamma in (0.999, 1.0):
-        out = ef.compute_rets(ef.compute_vs(traj, vf), gamma)
-        close(out["rets"], ref_rets(traj, vf, gamma), tol=1e-4)
+        close(RETS[layer](ef.compute_vs(traj, vf), gamma), ref_rets(traj, vf, gamma), tol=1e-4)
 
 
 # ---------------------------------------------------------------------- compute_advs
+@LAYERS
 @SETTINGS
 @given(specs=episode_specs, seed=SEEDS, gamma=unit_factors, lam=unit_factors)
-def test_compute_advs_matches_reference_gae(specs, seed, gamma, lam):
+def test_compute_advs_matches_reference_gae(layer, specs, seed, gamma, lam):
     traj = traj_from_specs(specs, seed)
     vf = linear_vf(seed=seed % 1000)
-    out = ef.compute_advs(ef.compute_vs(traj, vf), gamma, lam)
-    close(out["advs"], ref_advs(traj, vf, gamma, lam))
+    close(ADVS[layer](ef.compute_vs(traj, vf), gamma, lam), ref_advs(traj, vf, gamma, lam))
 
 
-def test_gae_with_lam_one_is_return_minus_value():
+@LAYERS
+def test_gae_with_lam_one_is_return_minus_value(layer):
     traj = ef.compute_vs(make_traj([4, 1, 6], [True, False, False], seed=4), linear_vf())
-    traj = ef.compute_advs(ef.compute_rets(traj, 0.9), 0.9, 1.0)
-    torch.testing.assert_close(traj["advs"], traj["rets"] - traj["vs"], atol=1e-5, rtol=1e-5)
+    advs, rets = ADVS[layer](traj, 0.9, 1.0), RETS[layer](traj, 0.9)
+    torch.testing.assert_close(advs, rets - traj["vs"], atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------- centerize_advs
@@ -204,15 +248,16 @@ def test_add_next_obs_uses_real_final_obs(specs, seed):
 
 
 # ---------------------------------------------------------------------- n-step, priorities
+@LAYERS
 @SETTINGS
 @given(specs=episode_specs, seed=SEEDS, gamma=unit_factors, n=st.integers(1, 5))
-def test_compute_nstep_rets_matches_reference(specs, seed, gamma, n):
+def test_compute_nstep_rets_matches_reference(layer, specs, seed, gamma, n):
     traj = traj_from_specs(specs, seed)
-    out = ef.compute_nstep_rets(traj, gamma, n)
-    rets, nxt, discounts = ref_nstep(traj, gamma, n)
-    close(out["nstep_rets"], rets)
-    close(out["nstep_next_obs"], nxt, tol=0)
-    close(out["nstep_discounts"], discounts)
+    rets, nxt, discounts = NSTEP[layer](traj, gamma, n)
+    ref = ref_nstep(traj, gamma, n)
+    close(rets, ref[0])
+    close(nxt, ref[1], tol=0)
+    close(discounts, ref[2])
 
 
 @SETTINGS
@@ -242,12 +287,13 @@ def test_compute_pris_matches_reference(specs, seed, gamma):
 
 
 # ---------------------------------------------------------------------- one-step episodes
-def test_one_step_episodes_terminal_and_truncated():
+@LAYERS
+def test_one_step_episodes_terminal_and_truncated(layer):
     traj = make_traj([1, 1, 1], [True, False, True], seed=5)
     vf = linear_vf()
-    out = ef.compute_advs(ef.compute_rets(ef.compute_vs(traj, vf), 0.9), 0.9, 0.8)
-    close(out["rets"], ref_rets(traj, vf, 0.9))
-    close(out["advs"], ref_advs(traj, vf, 0.9, 0.8))
+    traj_v = ef.compute_vs(traj, vf)
+    close(RETS[layer](traj_v, 0.9), ref_rets(traj, vf, 0.9))
+    close(ADVS[layer](traj_v, 0.9, 0.8), ref_advs(traj, vf, 0.9, 0.8))
 
 
 # ---------------------------------------------------------------------- purity

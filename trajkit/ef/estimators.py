@@ -1,6 +1,6 @@
 """The Traj layer of :mod:`trajkit.ef`: pure functions ``Traj -> Traj``.
 
-Each function checks its columns with :func:`~trajkit.ef.columns.require` and its
+Each function checks its columns with :func:`~trajkit.ef.require` and its
 hyper-parameters with :mod:`trajkit.checks`, then calls a kernel of
 :mod:`trajkit.ef.kernels` (or a value/Q function) and returns a new Traj that shares
 the columns it did not touch. An empty Traj (``bounds = [0]``) gives empty columns,
@@ -38,8 +38,12 @@ def _cut(traj: Traj) -> torch.Tensor:
 
 
 def _values(out: torch.Tensor, num: int, what: str, needs: str) -> torch.Tensor:
-    """``out`` as ``(num,)`` values; ValueError unless it is ``(num,)`` or ``(num, 1)``."""
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) not in ((num,), (num, 1)):
+    """``out`` as ``(num,)`` values; ValueError unless it is ``(num,)`` or ``(num, 1)``.
+
+    A scalar is accepted for one input (``net(x).squeeze()`` of a one-row batch).
+    """
+    ok = ((num,), (num, 1), ()) if num == 1 else ((num,), (num, 1))
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) not in ok:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
             f"{what} returned values of shape {got} for {num} inputs; {needs} needs ({num},) or ({num}, 1)"
@@ -99,7 +103,7 @@ def compute_rets(traj: Traj, gamma: float, bootstrap: bool = True) -> Traj:
     At a truncated episode the return bootstraps from ``final_vs`` (run
     :func:`compute_vs` first); at a terminated one it ends at 0. ``bootstrap=False``
     treats cut-offs as ending at 0 too (plain Monte-Carlo returns). ``gamma`` is checked
-    to be in ``[0, 1]``. Kernel: :func:`~trajkit.ef.kernels.discounted_returns`.
+    to be in ``[0, 1]``. Kernel: :func:`~trajkit.ef.discounted_returns`.
     """
     gamma = check_unit("gamma", gamma)
     if not isinstance(bootstrap, bool):
@@ -117,7 +121,7 @@ def compute_advs(traj: Traj, gamma: float, lam: float) -> Traj:
     ``delta[t] = r[t] + gamma * V(s[t+1]) - V(s[t])`` with ``V(s[T]) = final_vs`` (0 at a
     terminal state), and ``advs = discount_cumsum(delta, gamma * lam)`` per episode.
     Needs ``vs`` and ``final_vs`` from :func:`compute_vs`; ``gamma`` and ``lam`` are
-    checked to be in ``[0, 1]``. Kernel: :func:`~trajkit.ef.kernels.gae`.
+    checked to be in ``[0, 1]``. Kernel: :func:`~trajkit.ef.gae`.
     """
     gamma, lam = check_unit("gamma", gamma), check_unit("lam", lam)
     require(traj, "rews", "vs")
@@ -184,7 +188,7 @@ def compute_nstep_rets(traj: Traj, gamma: float, n: int) -> Traj:
     ``nstep_discounts: (N,)`` = ``gamma**m``, or 0 when the window reaches a terminal
     state. The target is ``nstep_rets + nstep_discounts * V(nstep_next_obs)``.
     ``gamma`` is checked to be in ``[0, 1]`` and ``n`` to be an integer ``>= 1``.
-    Kernel: :func:`~trajkit.ef.kernels.nstep_returns`.
+    Kernel: :func:`~trajkit.ef.nstep_returns`.
     """
     require(traj, "obs", "rews", "terminated", "final_obs")
     obs = traj["obs"]
