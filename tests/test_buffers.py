@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -193,9 +194,9 @@ def test_load_state_dict_rejects_a_state_that_does_not_fit():
         ReplayBuffer(30).load_state_dict(state)
     with pytest.raises(ValueError, match="PrioritizedReplayBuffer"):
         ReplayBuffer(20).load_state_dict(_filled(PrioritizedReplayBuffer, 20, wrap=False).state_dict())
+    per_state = _filled(PrioritizedReplayBuffer, 20, False).state_dict()
     with pytest.raises(ValueError, match="per_alpha"):
-        state = _filled(PrioritizedReplayBuffer, 20, False).state_dict()
-        PrioritizedReplayBuffer(20, per_alpha=0.5).load_state_dict(state)
+        PrioritizedReplayBuffer(20, per_alpha=0.5).load_state_dict(per_state)
     other = ReplayBuffer(20)
     other.add(make_traj([2]).with_columns(extra=torch.zeros(2)))
     before = other.state_dict()
@@ -218,3 +219,71 @@ def test_buffer_state_goes_through_a_checkpoint(tmp_path):
     assert np.array_equal(buf.tree.tree, other.tree.tree)
     with pytest.raises(CheckpointError, match="capacity"):
         load_checkpoint(tmp_path / "ck.pt", {"buffer": PrioritizedReplayBuffer(10)})
+
+
+# ------------------------------------------------------------------ column shapes and dtypes are fixed
+def _steps(n: int, obs: torch.Tensor | None = None, rews: torch.Tensor | None = None,
+           acs: torch.Tensor | None = None) -> Traj:
+    """One terminated episode of ``n`` steps with the given (or default float) columns."""
+    data = {
+        "obs": obs if obs is not None else torch.arange(3 * n, dtype=torch.float32).reshape(n, 3),
+        "acs": acs if acs is not None else torch.zeros(n, 1),
+        "rews": rews if rews is not None else torch.zeros(n),
+    }
+    epi = {"terminated": torch.tensor([True]), "truncated": torch.tensor([False]), "final_obs": data["obs"][-1:]}
+    return Traj(data, epi, torch.tensor([0, n]))
+
+
+def test_later_float_rewards_are_not_cast_to_the_first_trajs_integers():
+    buf = ReplayBuffer(10)
+    buf.add(_steps(2, rews=torch.tensor([1, 0])))  # integer rewards first (e.g. from a counting env)
+    buf.add(_steps(2, rews=torch.tensor([0.7, -0.25])))
+    stored = buf.get(torch.arange(4))["rews"]
+    assert stored.dtype == torch.float32
+    assert stored.tolist() == pytest.approx([1.0, 0.0, 0.7, -0.25])
+
+
+def test_observations_of_another_width_are_refused_not_broadcast():
+    buf = ReplayBuffer(10)
+    buf.add(_steps(2))
+    with pytest.raises(ValueError, match=r"'obs'.*stores torch.float32 \[3\].*this Traj has torch.float32 \[1\]"):
+        buf.add(_steps(2, obs=torch.ones(2, 1)))
+    with pytest.raises(ValueError, match=r"column 'acs'.*\[1\].*\[\]"):
+        buf.add(_steps(2, acs=torch.zeros(2)))
+    assert len(buf) == 2  # nothing was written
+
+
+def test_a_float_into_an_integer_column_is_refused():
+    buf = ReplayBuffer(10)
+    buf.add(_steps(2, acs=torch.tensor([0, 2])))
+    with pytest.raises(TypeError, match=r"column 'acs'.*torch.int64.*torch.float32 values would lose information"):
+        buf.add(_steps(2, acs=torch.tensor([0.5, 1.5])))
+    buf.add(_steps(2, acs=torch.tensor([1, 0], dtype=torch.int32)))  # a narrower integer is fine
+    assert buf.get(torch.arange(4))["acs"].tolist() == [0, 2, 1, 0]
+
+
+def test_column_specs_from_the_spaces():
+    ob = gym.spaces.Box(-1.0, 1.0, (3,), np.float64)
+    buf = PrioritizedReplayBuffer(10, ob_space=ob, ac_space=gym.spaces.Discrete(4))
+    with pytest.raises(ValueError, match=r"column 'obs'.*\[3\].*\[2\]"):
+        buf.add(_steps(2, obs=torch.zeros(2, 2), acs=torch.tensor([0, 1])))
+    buf.add(_steps(2, obs=torch.zeros(2, 3, dtype=torch.float64), acs=torch.tensor([0, 3])))
+    cols = buf.get(torch.arange(2))
+    assert cols["obs"].dtype == cols["next_obs"].dtype == torch.float32 and cols["acs"].dtype == torch.int64
+    other = PrioritizedReplayBuffer(10, ob_space=ob, ac_space=gym.spaces.Discrete(4))
+    other.load_state_dict(buf.state_dict())  # the round trip still works
+    mine, theirs = buf.get(torch.arange(2)), other.get(torch.arange(2))
+    assert set(mine) == set(theirs) and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    wrong = PrioritizedReplayBuffer(10, ob_space=gym.spaces.Box(-1.0, 1.0, (5,)))
+    with pytest.raises(ValueError, match=r"column 'obs'"):
+        wrong.load_state_dict(buf.state_dict())
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_drawing_no_steps_is_a_clear_error(size):
+    buf = PrioritizedReplayBuffer(10)
+    buf.add(_steps(3))
+    with pytest.raises(ValueError, match=f"batch_size must be >= 1, got {size}"):
+        buf.sample(size, 0.4)
+    with pytest.raises(ValueError, match="batch_size"):
+        ReplayBuffer(10).random_batch(size)

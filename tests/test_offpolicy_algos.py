@@ -100,6 +100,46 @@ def test_td3_sac_qtopt_run_and_update(src_i):
     assert changed(c0, c1) and len(res.losses["qf_loss"]) == 2
 
 
+class SpyPrioritizedBuffer(tk.PrioritizedReplayBuffer):
+    """Records the ``per_beta`` of every prioritized draw."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.per_betas: list[float] = []
+
+    def sample(self, batch_size, per_beta, generator=None):
+        self.per_betas.append(per_beta)
+        return super().sample(batch_size, per_beta, generator)
+
+
+def test_sac_honours_a_prioritized_buffer(monkeypatch):
+    torch.manual_seed(0)
+    buf = SpyPrioritizedBuffer(1000)
+    buf.add(transitions())
+    buf.update_pris(torch.arange(len(buf)), torch.linspace(0.1, 5.0, len(buf)))  # skewed: weights differ
+    pris0 = buf.tree.leaves().copy()
+    batches = []
+
+    def spy_loss(*args, **kw):
+        batches.append(args[6])
+        return lf_sac(*args, **kw)
+
+    lf_sac = sac.lf.sac
+    monkeypatch.setattr(sac.lf, "sac", spy_loss)
+    q1, q2 = qf(), qf()
+    spol = tk.SquashedGaussianPol(OB, AC, nets.mlp(3, 4, (16,)))
+    log_alpha = torch.zeros((), requires_grad=True)
+    sac.train(traj=buf, pol=spol, qf1=q1, qf2=q2, target_qf1=copy.deepcopy(q1), target_qf2=copy.deepcopy(q2),
+              log_alpha=log_alpha, optim_pol=torch.optim.Adam(spol.parameters()),
+              optim_qf=torch.optim.Adam([*q1.parameters(), *q2.parameters()]), optim_alpha=None, num_steps=3,
+              batch_size=8, generator=0)
+    assert buf.per_betas == [0.4, 0.4, 0.4]  # the default importance exponent, as DDPG/TD3/DQN/QT-Opt
+    assert all("weights" in b and "idx" in b for b in batches)
+    assert float(batches[0]["weights"].min()) < 1.0  # importance weights reach the loss
+    drawn = torch.cat([b["idx"] for b in batches]).unique().numpy()
+    assert not np.allclose(pris0[drawn], buf.tree.leaves()[drawn])  # drawn steps got their |TD error|
+
+
 @pytest.mark.parametrize("src_i", [0, 1, 2])
 def test_dqn_with_dueling_heads(src_i):
     torch.manual_seed(0)

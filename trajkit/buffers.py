@@ -1,8 +1,14 @@
 """Replay storage for off-policy learning.
 
 :class:`ReplayBuffer` keeps the most recent ``capacity`` steps in a **ring**: step
-columns are preallocated once (lazily, on the first :meth:`~ReplayBuffer.add`, from
-that Traj's column shapes and dtypes) and each new step overwrites the oldest one.
+columns are preallocated once (lazily, on the first :meth:`~ReplayBuffer.add`) and
+each new step overwrites the oldest one. A column's per-step shape and dtype are fixed
+then: from the spaces for ``obs``/``next_obs``/``nstep_next_obs`` and ``acs`` when the
+buffer is given them, otherwise from the first Traj, with floating columns and the
+reward-like columns (:data:`FLOAT_COLUMNS`) stored as float32 and integer ones as
+int64. A later Traj whose column has another per-step shape, or a dtype that would lose
+information when stored (a float into an integer or bool column), is refused with an
+error naming the column, the stored shape/dtype and the given one.
 Adding a Traj of ``N`` steps costs ``O(N)`` whatever the capacity: the buffer is never
 re-concatenated. Because steps are stored with their own ``next_obs`` and
 ``terminals`` (from :func:`trajkit.ef.add_next_obs`, applied by ``add`` when missing),
@@ -14,7 +20,8 @@ importance weights use a ``per_beta`` the caller passes to every :meth:`sample` 
 hidden annealing state).
 
 Both live on a device the user chooses; sampled batches are on that device. Both
-satisfy :class:`trajkit.algos.common.BatchSource`, so every off-policy ``train()``
+satisfy :class:`trajkit.algos.sources.BatchSource` (the prioritized one also
+:class:`~trajkit.algos.sources.PrioritizedSource`), so every off-policy ``train()``
 accepts them where it accepts a Traj.
 """
 
@@ -23,11 +30,60 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from trajkit import ef
+from trajkit.checks import check_float, check_int, check_unit
 from trajkit.traj import Batch, MissingColumnError, Traj, _as_generator
+
+#: columns stored as float32 whatever dtype the first Traj gives them
+FLOAT_COLUMNS = frozenset({"rews", "terminals", "nstep_rets", "nstep_discounts", "pris"})
+#: columns whose per-step shape and dtype come from the observation space
+OBS_COLUMNS = frozenset({"obs", "next_obs", "nstep_next_obs"})
+
+Spec = tuple[tuple[int, ...], torch.dtype]
+
+
+def space_spec(space: gym.Space) -> Spec:
+    """Per-step shape and stored dtype of one element of ``space`` (float spaces as float32)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return (), torch.int64
+    if isinstance(space, gym.spaces.MultiDiscrete | gym.spaces.MultiBinary):
+        return tuple(space.shape), torch.int64
+    if isinstance(space, gym.spaces.Box):
+        dtype = torch.from_numpy(np.zeros(0, dtype=space.dtype)).dtype
+        return tuple(space.shape), torch.float32 if dtype.is_floating_point else dtype
+    raise TypeError(f"a replay buffer stores Box, Discrete, MultiDiscrete or MultiBinary spaces, got {space}")
+
+
+def stored_dtype(name: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype a column of ``dtype`` is stored as: float32 for floating and :data:`FLOAT_COLUMNS`,
+    int64 for other integers, bool kept."""
+    if name in FLOAT_COLUMNS or dtype.is_floating_point:
+        return torch.float32
+    if dtype == torch.bool or dtype.is_complex:
+        return dtype
+    return torch.int64
+
+
+def _kind(dtype: torch.dtype) -> int:
+    """0 bool, 1 integer, 2 floating, 3 complex: storing a higher kind in a lower one loses information."""
+    if dtype == torch.bool:
+        return 0
+    return 3 if dtype.is_complex else 2 if dtype.is_floating_point else 1
+
+
+def check_column(name: str, stored: Spec, given: torch.Tensor) -> None:
+    """Refuse ``given: (N, ...)`` for a column stored as ``stored``: another per-step shape
+    (ValueError) or a dtype whose values would not survive the cast (TypeError)."""
+    shape, dtype = stored
+    here = f"column {name!r}: the buffer stores {dtype} {list(shape)} per step"
+    if tuple(given.shape[1:]) != shape:
+        raise ValueError(f"{here}, this Traj has {given.dtype} {list(given.shape[1:])}")
+    if _kind(given.dtype) > _kind(dtype):
+        raise TypeError(f"{here}; this Traj's {given.dtype} values would lose information stored as {dtype}")
 
 
 class ReplayBuffer:
@@ -39,16 +95,28 @@ class ReplayBuffer:
         device: where the columns live (and batches come from).
         keys: step columns to store (default: every step column of the first Traj
             added, plus ``next_obs`` and ``terminals``). Later Trajs must have them all.
+        ob_space, ac_space: when given, the per-step shape and dtype of the observation
+            columns and of ``acs`` (the policy's actions: ``[-1, 1]`` floats for Box
+            spaces, indices for Discrete ones), checked from the first add on.
     """
 
     def __init__(
-        self, capacity: int, device: torch.device | str = "cpu", keys: Sequence[str] | None = None
+        self,
+        capacity: int,
+        device: torch.device | str = "cpu",
+        keys: Sequence[str] | None = None,
+        *,
+        ob_space: gym.Space | None = None,
+        ac_space: gym.Space | None = None,
     ) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
-        self.capacity = int(capacity)
+        self.capacity = check_int("capacity", capacity, min_value=1)
         self.device = torch.device(device)
         self._keys = None if keys is None else list(dict.fromkeys([*keys, "next_obs", "terminals"]))
+        self._space_specs: dict[str, Spec] = {}
+        if ob_space is not None:
+            self._space_specs.update(dict.fromkeys(OBS_COLUMNS, space_spec(ob_space)))
+        if ac_space is not None:
+            self._space_specs["acs"] = space_spec(ac_space)
         self._cols: dict[str, torch.Tensor] = {}
         self._pos = 0  # next slot to write
         self._size = 0
@@ -79,10 +147,11 @@ class ReplayBuffer:
         if not self._cols:
             self._allocate(traj)
         cols = {}
-        for k in self._cols:
+        for k, col in self._cols.items():
             if k not in traj:
                 raise MissingColumnError(k, traj.keys())
             cols[k] = traj[k]
+            check_column(k, (tuple(col.shape[1:]), col.dtype), cols[k])
         n = traj.num_step
         start = max(0, n - self.capacity)
         m = n - start
@@ -99,8 +168,14 @@ class ReplayBuffer:
         for k in keys:
             if k not in traj:
                 raise MissingColumnError(k, traj.keys())
-            v = traj[k]
-            self._cols[k] = torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=self.device)
+            shape, dtype = self._spec(k, traj[k])
+            self._cols[k] = torch.zeros((self.capacity, *shape), dtype=dtype, device=self.device)
+
+    def _spec(self, name: str, first: torch.Tensor) -> Spec:
+        """How column ``name`` is stored: from the spaces if given, else from its first values."""
+        if name in self._space_specs:
+            return self._space_specs[name]
+        return tuple(first.shape[1:]), stored_dtype(name, first.dtype)
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
@@ -138,10 +213,11 @@ class ReplayBuffer:
             if not isinstance(v, torch.Tensor) or v.shape[0] != size:
                 raise ValueError(f"column {k!r} does not hold {size} rows")
             mine = self._cols.get(k)
-            if mine is not None and (mine.shape[1:] != v.shape[1:] or mine.dtype != v.dtype):
+            spec = (tuple(mine.shape[1:]), mine.dtype) if mine is not None else self._space_specs.get(k)
+            if spec is not None and spec != (tuple(v.shape[1:]), v.dtype):
                 raise ValueError(
-                    f"column {k!r} is {v.dtype}{list(v.shape[1:])} per step in the state, "
-                    f"{mine.dtype}{list(mine.shape[1:])} here"
+                    f"column {k!r} is {v.dtype} {list(v.shape[1:])} per step in the state, "
+                    f"{spec[1]} {list(spec[0])} here"
                 )
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -163,6 +239,7 @@ class ReplayBuffer:
 
     def random_batch(self, batch_size: int, generator: torch.Generator | int | None = None) -> Batch:
         """``batch_size`` stored steps drawn uniformly with replacement: ``(B, ...)`` tensors."""
+        check_int("batch_size", batch_size, min_value=1)
         if self._size == 0:
             raise ValueError("the buffer is empty; add a Traj first")
         idx = torch.randint(self._size, (batch_size,), generator=_as_generator(generator))
@@ -227,7 +304,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     """A :class:`ReplayBuffer` ring with proportional prioritized sampling.
 
     Args:
-        capacity, device, keys: as :class:`ReplayBuffer`.
+        capacity, device, keys, ob_space, ac_space: as :class:`ReplayBuffer`.
         per_alpha: how much prioritization is used (0: uniform).
         eps: added to every priority so none is zero.
 
@@ -243,11 +320,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         device: torch.device | str = "cpu",
         keys: Sequence[str] | None = None,
         eps: float = 1e-6,
+        *,
+        ob_space: gym.Space | None = None,
+        ac_space: gym.Space | None = None,
     ) -> None:
-        super().__init__(capacity, device, keys)
-        if per_alpha < 0:
-            raise ValueError(f"per_alpha must be >= 0, got {per_alpha}")
-        self.per_alpha, self.eps = float(per_alpha), float(eps)
+        super().__init__(capacity, device, keys, ob_space=ob_space, ac_space=ac_space)
+        self.per_alpha = check_float("per_alpha", per_alpha, min_value=0.0)
+        self.eps = check_float("eps", eps, min_value=0.0)
         self.tree = SumTree(capacity)
         self.max_pri = 1.0
 
@@ -298,6 +377,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """Set the priorities of the slots ``idx: (B,)`` to ``pris: (B,)`` (e.g. ``|TD error|``)."""
         idx = idx.detach().cpu().numpy() if isinstance(idx, torch.Tensor) else np.asarray(idx)
         pris = pris.detach().cpu().double().numpy() if isinstance(pris, torch.Tensor) else np.asarray(pris, np.float64)
+        if idx.size == 0:
+            return
         if np.any(idx >= self._size):
             raise IndexError("update_pris got a slot that holds no step")
         self.max_pri = max(self.max_pri, float(pris.max()))
@@ -310,6 +391,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         priority. ``weights = (size * P(i))**-per_beta``, divided by the batch's largest
         weight so they are at most 1.
         """
+        check_int("batch_size", batch_size, min_value=1)
+        check_unit("per_beta", per_beta)
         if self._size == 0:
             raise ValueError("the buffer is empty; add a Traj first")
         total = self.tree.total
