@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import torch
+from _common import save_run
 
 import trajkit as tk
 from trajkit import ef
@@ -129,6 +130,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             bar.update(traj.num_step)
     bar.close()
     logger.close()
+
+    # a checkpoint `trajkit eval` reads: the policy, with the config of the run-layer recipe that builds it
+    cfg = tk.run.resolve("ppo", args.env_a, {"obs_norm": args.obs_norm})
+    save_run(args.logdir, cfg, {"pol": pol}, iteration=it, env_steps=steps)
     env_a.close()
     env_b.close()
     print(f"steps {steps}, {time.time() - start:.0f}s; last mean returns: {args.env_a} {ret_a:.1f}, "

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 import torch
+from _common import save_run
 
 import trajkit as tk
 from trajkit import ef, nets
@@ -114,6 +115,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             bar.update(traj.num_step)
     bar.close()
     logger.close()
+
+    # a checkpoint `trajkit eval` reads: the policy, with the config of the run-layer recipe that builds it
+    cfg = tk.run.resolve("sac", args.env, {"hidden": args.hidden})
+    save_run(args.logdir, cfg, {"pol": pol}, iteration=it, env_steps=steps)
 
     train_time = time.time() - start
     eval_rets = tk.evaluate(args.env, pol, num_epis=args.eval_epis, seed=10_000 + args.seed)

@@ -31,6 +31,7 @@ import sys
 import time
 
 import torch
+from _common import save_run
 
 import trajkit as tk
 from trajkit import ef
@@ -133,6 +134,10 @@ def train(args: argparse.Namespace, real_env: tk.envs.RemoteEnv) -> dict[str, fl
             bar.update(traj.num_step)
     bar.close()
     logger.close()
+
+    # a checkpoint `trajkit eval` reads: the policy, with the config of the run-layer recipe that builds it
+    cfg = tk.run.resolve("ppo", args.sim_env)
+    save_run(args.logdir, cfg, {"pol": pol}, iteration=it, env_steps=steps)
     sim_env.close()
     print(f"steps {steps}, {time.time() - start:.0f}s; last mean returns: sim {ret_sim:.1f}, real {ret_real:.1f}")
     return {"steps": steps, "return_sim": ret_sim, "return_real": ret_real}
