@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import signal
@@ -46,14 +47,14 @@ def test_round_trip_restores_everything(tmp_path: Path) -> None:
     torch.rand(1, generator=gen)
     counters = {"iteration": 3, "arr": np.arange(4, dtype=np.uint16), "x": np.float32(1.5), "t": (1, "a")}
     torch.manual_seed(123)
-    save_checkpoint(tmp_path / "c.pt", {"pol": pol, "optim": optim, "gen": gen, "counters": counters})
+    save_checkpoint(tmp_path / "c.pt", {"pol": pol, "optim": optim, "gen": gen, "counters": counters}, rng=True)
     expected_draw = torch.rand(3)
     expected_gen = torch.rand(2, generator=gen)
 
     pol2, optim2 = _models(seed=1)
     gen2 = torch.Generator().manual_seed(0)
     torch.manual_seed(999)
-    ck = load_checkpoint(tmp_path / "c.pt", {"pol": pol2, "optim": optim2, "gen": gen2})
+    ck = load_checkpoint(tmp_path / "c.pt", {"pol": pol2, "optim": optim2, "gen": gen2}, restore_rng=True)
     for k, v in pol.state_dict().items():
         assert torch.equal(pol2.state_dict()[k], v), k
     assert torch.equal(pol2.obs_normalizer.mean, pol.obs_normalizer.mean)
@@ -70,15 +71,33 @@ def test_round_trip_restores_everything(tmp_path: Path) -> None:
     assert ck.names == {"pol": "module", "optim": "optimizer", "gen": "generator", "counters": "data"}
 
 
-def test_numpy_and_python_rng_restored(tmp_path: Path) -> None:
+def test_numpy_and_python_rng_restored_when_asked(tmp_path: Path) -> None:
     np.random.seed(5)
     random.seed(5)
-    save_checkpoint(tmp_path / "c.pt", {})
+    save_checkpoint(tmp_path / "c.pt", {}, rng=True)
     a, b = np.random.rand(3), random.random()
     np.random.seed(6)
     random.seed(6)
-    load_checkpoint(tmp_path / "c.pt")
+    load_checkpoint(tmp_path / "c.pt", restore_rng=True)
     assert np.array_equal(np.random.rand(3), a) and random.random() == b
+
+
+def _global_draws() -> tuple:
+    return torch.rand(2).tolist(), np.random.rand(2).tolist(), random.random()
+
+
+def test_global_rngs_are_left_alone_by_default(tmp_path: Path) -> None:
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    save_checkpoint(tmp_path / "c.pt", {"n": 1})
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["payload"]  # readable
+    content = torch.load(io.BytesIO(torch.load(tmp_path / "c.pt", weights_only=True)["payload"]), weights_only=True)
+    assert content["rng"] is None, "global RNG states are saved only with rng=True"
+    save_checkpoint(tmp_path / "with_rng.pt", {"n": 1}, rng=True)
+    torch.manual_seed(2), np.random.seed(2), random.seed(2)
+    expected = _global_draws()
+    torch.manual_seed(2), np.random.seed(2), random.seed(2)
+    load_checkpoint(tmp_path / "with_rng.pt")  # restore_rng defaults to False
+    assert _global_draws() == expected
 
 
 def test_sampler_state_round_trip(tmp_path: Path) -> None:
@@ -142,6 +161,76 @@ def test_sampler_num_parallel_mismatch_detected_before_loading(tmp_path: Path) -
         s1.num_parallel = 1
     for k, v in other.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+def test_optimizer_class_is_checked_before_loading(tmp_path: Path) -> None:
+    pol, optim = _models()
+    save_checkpoint(tmp_path / "c.pt", {"pol": pol, "optim": optim})
+    other, _ = _models(seed=1)
+    before = _params(other)
+    sgd = torch.optim.SGD(other.parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(CheckpointError, match=r"'optim'.* Adam optimizer, the target is a SGD"):
+        load_checkpoint(tmp_path / "c.pt", {"pol": other, "optim": sgd})
+    assert sgd.state_dict()["state"] == {} and sgd.param_groups[0]["lr"] == 0.1
+    assert all(torch.equal(v, before[k]) for k, v in other.state_dict().items())
+
+
+class _CheckedState:
+    """A stateful object with ``check_state_dict`` (the CheckableState protocol), holding NumPy state."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.num_envs = num_envs
+        self.rng = np.arange(num_envs, dtype=np.uint32)
+        self.checked: list = []
+
+    def state_dict(self) -> dict:
+        return {"num_envs": self.num_envs, "rng": self.rng}
+
+    def check_state_dict(self, state: dict) -> None:
+        self.checked.append(state)
+        if not isinstance(state["rng"], np.ndarray):
+            raise TypeError(f"rng must be an array, got {type(state['rng']).__name__}")
+        if state["num_envs"] != self.num_envs:
+            raise ValueError(f"state is for num_envs={state['num_envs']}, this object has {self.num_envs}")
+
+    def load_state_dict(self, state: dict) -> None:
+        self.check_state_dict(state)
+        self.rng = state["rng"].copy()
+
+
+def test_check_state_dict_of_any_stateful_object_runs_before_anything_loads(tmp_path: Path) -> None:
+    pol, _ = _models()
+    gen = torch.Generator().manual_seed(1)
+    src = _CheckedState(2)
+    src.rng += 7
+    save_checkpoint(tmp_path / "c.pt", {"pol": pol, "gen": gen, "envs": src})
+
+    other, _ = _models(seed=1)
+    gen2 = torch.Generator().manual_seed(2)
+    before_params, before_gen = _params(other), gen2.get_state()
+    wrong = _CheckedState(3)
+    with pytest.raises(CheckpointError, match=r"'envs': state is for num_envs=2, this object has 3"):
+        load_checkpoint(tmp_path / "c.pt", {"gen": gen2, "pol": other, "envs": wrong})
+    assert torch.equal(gen2.get_state(), before_gen), "generator overwritten by a failed load"
+    assert all(torch.equal(v, before_params[k]) for k, v in other.state_dict().items())
+
+    right = _CheckedState(2)
+    load_checkpoint(tmp_path / "c.pt", {"gen": gen2, "pol": other, "envs": right})
+    assert isinstance(right.checked[0]["rng"], np.ndarray), "check_state_dict sees the state as saved"
+    assert right.rng.tolist() == [7, 8] and torch.equal(gen2.get_state(), gen.get_state())
+
+
+def test_sampler_num_envs_per_worker_mismatch_changes_nothing(tmp_path: Path) -> None:
+    pol, _ = _models()
+    gen = torch.Generator().manual_seed(1)
+    with tk.EpiSampler("CartPole-v1", pol, seed=3) as s:
+        save_checkpoint(tmp_path / "c.pt", {"gen": gen, "sampler": s})
+    gen2 = torch.Generator().manual_seed(2)
+    before = gen2.get_state()
+    with tk.EpiSampler("CartPole-v1", pol, seed=3, num_envs_per_worker=2) as s2:
+        with pytest.raises(CheckpointError, match="num_envs_per_worker"):
+            load_checkpoint(tmp_path / "c.pt", {"gen": gen2, "sampler": s2})
+    assert torch.equal(gen2.get_state(), before), "generator overwritten by a failed load"
 
 
 def test_corrupt_truncated_and_foreign_files(tmp_path: Path) -> None:
@@ -213,6 +302,55 @@ def test_stateful_objects_with_numpy_state(tmp_path: Path) -> None:
     assert read_checkpoint_data(tmp_path / "c.pt") == {}
 
 
+def test_empty_arrays_and_empty_bytes_round_trip(tmp_path: Path) -> None:
+    empty = _Buffer()  # obs has shape (0, 2): tobytes() is b""
+    save_checkpoint(tmp_path / "c.pt", {"buffer": empty, "counters": {"blob": b"", "none": np.zeros(0, np.int8)}})
+    other = _Buffer()
+    other.obs = np.ones((3, 2), np.float32)
+    ck = load_checkpoint(tmp_path / "c.pt", {"buffer": other})
+    assert other.obs.shape == (0, 2) and other.obs.dtype == np.float32
+    assert ck.data["counters"]["blob"] == b"" and ck.data["counters"]["none"].dtype == np.int8
+
+
+class _FailingLoad(_Buffer):
+    """Passes the key check, then fails in load_state_dict (after the checks)."""
+
+    def load_state_dict(self, state: dict) -> None:
+        raise RuntimeError("disk on fire")
+
+
+def test_a_load_failing_after_the_checks_restores_what_was_loaded(tmp_path: Path) -> None:
+    pol, optim = _models()
+    gen = torch.Generator().manual_seed(1)
+    good = _Buffer()
+    good.obs, good.ptr = np.ones((2, 2), np.float32), 2
+    save_checkpoint(tmp_path / "c.pt", {"pol": pol, "optim": optim, "gen": gen, "a": good, "b": good})
+    other, other_optim = _models(seed=1)
+    gen2 = torch.Generator().manual_seed(2)
+    before_params, before_gen = _params(other), gen2.get_state()
+    a = _Buffer()
+    targets = {"gen": gen2, "pol": other, "optim": other_optim, "a": a, "b": _FailingLoad()}
+    with pytest.raises(CheckpointError, match=r"loading 'b' failed.*\['a'\] loaded before it restored.*disk on fire"):
+        load_checkpoint(tmp_path / "c.pt", targets)
+    assert a.ptr == 0 and a.obs.shape == (0, 2)
+    assert torch.equal(gen2.get_state(), before_gen)
+    assert all(torch.equal(v, before_params[k]) for k, v in other.state_dict().items())
+
+
+def test_checkpoint_knows_no_sampler_class() -> None:
+    import ast
+
+    import trajkit._checkpoint_checks
+    import trajkit.checkpoint
+
+    for mod in (trajkit.checkpoint, trajkit._checkpoint_checks):
+        tree = ast.parse(Path(mod.__file__).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not any(m.startswith("trajkit.samplers") for m in imported), (mod.__name__, imported)
+    assert isinstance(_CheckedState(1), trajkit.checkpoint.CheckableState)
+    assert not isinstance(_Buffer(), trajkit.checkpoint.CheckableState)
+
+
 _WRITER = textwrap.dedent(
     """
     import sys, torch
@@ -259,13 +397,44 @@ def test_sigkill_during_write_leaves_previous_checkpoint_loadable(tmp_path: Path
         if _kill_during_write(script, path, delay):
             hits += 1
             ck = load_checkpoint(path)
-            v = ck.data["version"]
             w = torch.load(path, weights_only=True)  # the outer archive is intact too
             assert w["format"] == "trajkit.checkpoint"
-            assert v >= 0
+            assert ck.data["version"] >= 0
+            assert list(path.parent.glob(".ckpt.pt.*.tmp")), "the killed writer left its temporary file"
+            save_checkpoint(path.parent / "other.pt", {"n": 1})  # a save of another target leaves it
+            assert list(path.parent.glob(".ckpt.pt.*.tmp"))
+            save_checkpoint(path, {"version": -1})  # the next save of this target removes it
+            assert not list(path.parent.glob(".*.tmp")), "stale temporary file not cleaned by the next save"
+            assert load_checkpoint(path).data["version"] == -1
         if hits >= 2:
             break
     assert hits >= 1, "never managed to kill the writer in the middle of a write"
+
+
+def test_next_save_removes_only_stale_temporary_files_of_its_target(tmp_path: Path) -> None:
+    import trajkit._atomic as atomic
+
+    host, dead = atomic._host_tag(), 2**31 - 2  # no such process
+    names = {
+        f".c.pt.{dead}@{host}-abcd1234.tmp": False,  # writer gone: removed
+        ".c.pt.zyxw1234.tmp": False,  # older trajkit's name, untouched for 2 h: removed
+        ".c.pt.fresh123.tmp": True,  # older name, fresh: its writer may be alive
+        f".c.pt.{os.getppid()}@{host}-livewrit.tmp": True,  # writer alive
+        f".c.pt.{dead}@{'0' * 8 if host != '0' * 8 else '1' * 8}-abcd1234.tmp": True,  # another host's
+        f".d.pt.{dead}@{host}-abcd1234.tmp": True,  # another target
+        f".c.pt.1.{dead}@{host}-abcd1234.tmp": True,  # another target, "c.pt.1"
+        ".c.pt.1.zyxw1234.tmp": True,  # another target's old-style name
+        "c.pt.bak": True,
+    }
+    for n in names:
+        (tmp_path / n).write_bytes(b"x" * 10)
+    old = time.time() - 2 * 3600
+    for n in (".c.pt.zyxw1234.tmp", ".c.pt.1.zyxw1234.tmp"):
+        os.utime(tmp_path / n, (old, old))
+    save_checkpoint(tmp_path / "c.pt", {"n": 1})
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {n for n, keep in names.items() if keep} | {"c.pt"}
+    assert read_checkpoint_data(tmp_path / "c.pt") == {"n": 1}
 
 
 def test_no_partial_file_when_saving_fails(tmp_path: Path) -> None:

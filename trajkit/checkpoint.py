@@ -4,24 +4,29 @@
 
 * a ``torch.nn.Module``: its ``state_dict()`` (parameters and buffers, so observation
   normalizers' running statistics are included);
-* a ``torch.optim.Optimizer``: its ``state_dict()``;
+* a ``torch.optim.Optimizer``: its ``state_dict()`` and its class name;
 * a ``torch.Generator``: its ``get_state()``;
-* anything with ``state_dict()`` and ``load_state_dict()`` (an
+* anything with ``state_dict()`` and ``load_state_dict()`` (:class:`Stateful`: an
   :class:`~trajkit.EpiSampler`'s env and action RNG states, a replay buffer, ...): its
   ``state_dict()``;
 * plain data (numbers, strings, bools, None, tensors, NumPy arrays and scalars, and
   dicts/lists/tuples of them: counters, configs): as is;
-* any other object: pickled with cloudpickle, only with ``allow_pickle=True``;
+* any other object: pickled with cloudpickle, only with ``allow_pickle=True``.
 
-plus the global RNG states (torch, NumPy's legacy global generator, Python's
-``random``, CUDA when present).
+The process-global RNG states (torch, NumPy's legacy global generator, Python's
+``random``, CUDA when present) are saved only with ``rng=True`` and restored only with
+``restore_rng=True``: a library call does not touch global state unless asked (the
+``trajkit`` command line asks, for exact resume).
 
 :func:`load_checkpoint` restores into the objects you pass under the same names. It
 first reads and validates everything (format and version, a SHA-256 digest of the
-content, each module's keys, shapes and dtypes, each optimizer's parameter groups and
-state shapes, each stateful object's keys) and only then loads anything, so an
-incompatible or corrupted checkpoint raises :class:`CheckpointError` and leaves your
-objects untouched.
+content, each module's keys, shapes and dtypes, each optimizer's class, parameter
+groups and state shapes, each generator's state size, and each stateful object's state,
+by its ``check_state_dict(state)`` where it has one (:class:`CheckableState`), else by
+its keys) and only then loads anything, so an incompatible or corrupted checkpoint
+raises :class:`CheckpointError` and leaves your objects untouched. Should a
+``load_state_dict`` still fail after the checks, the objects loaded so far are put
+back as they were.
 
 **File format.** The file is an ordinary ``torch.save`` archive of a small dict
 ``{"format": "trajkit.checkpoint", "version": 1, "sha256": ..., "payload": bytes}``
@@ -35,7 +40,8 @@ when :func:`load_checkpoint` is also given ``allow_pickle=True``.
 
 **Atomicity.** The file is written to a temporary file in the same directory,
 flushed, fsynced and renamed over the old one (then the directory is fsynced), so a
-crash or ``SIGKILL`` during a save leaves the previous checkpoint intact.
+crash or ``SIGKILL`` during a save leaves the previous checkpoint intact; the next save
+removes the temporary file such a crash left behind.
 """
 
 from __future__ import annotations
@@ -46,7 +52,6 @@ import io
 import os
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,29 +61,25 @@ import numpy as np
 import torch
 
 from trajkit._atomic import atomic_open
+from trajkit._checkpoint_checks import CheckableState, CheckpointError, Stateful, check_entry, kind_of
+from trajkit._safe_data import from_safe, to_safe
+
+__all__ = [
+    "CheckableState",
+    "Checkpoint",
+    "CheckpointError",
+    "Stateful",
+    "load_checkpoint",
+    "read_checkpoint_data",
+    "rng_states",
+    "save_checkpoint",
+    "set_rng_states",
+]
 
 FORMAT_NAME = "trajkit.checkpoint"
 FORMAT_VERSION = 1
 
 PathLike = str | os.PathLike[str]
-
-#: optimizer state entries that have the shape of their parameter
-_PARAM_SHAPED = (
-    "exp_avg",
-    "exp_avg_sq",
-    "max_exp_avg_sq",
-    "momentum_buffer",
-    "square_avg",
-    "acc_delta",
-    "sum",
-)
-
-_NDARRAY_TAG = "__trajkit_ndarray__"
-_NPSCALAR_TAG = "__trajkit_npscalar__"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable, corrupted, of another format version, or does not fit the objects."""
 
 
 @dataclass
@@ -99,73 +100,19 @@ class Checkpoint:
     names: dict[str, str] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------------------- plain data
-def _to_safe(x: Any, where: str) -> Any:
-    """``x`` with NumPy arrays/scalars replaced by tagged dicts that ``weights_only`` loading accepts."""
-    if x is None or isinstance(x, bool | int | float | str | bytes | torch.Tensor | torch.dtype | torch.Size):
-        return x
-    if isinstance(x, np.ndarray):
-        if x.dtype.kind not in "biufc":
-            raise TypeError(f"{where}: NumPy array of dtype {x.dtype} cannot be saved without pickle")
-        return {_NDARRAY_TAG: np.ascontiguousarray(x).tobytes(), "dtype": x.dtype.str, "shape": list(x.shape)}
-    if isinstance(x, np.generic):
-        return {_NPSCALAR_TAG: _to_safe(np.asarray(x), where)}
-    if isinstance(x, Mapping):
-        out = {k: _to_safe(v, f"{where}[{k!r}]") for k, v in x.items()}
-        return OrderedDict(out) if isinstance(x, OrderedDict) else out
-    if isinstance(x, list | tuple):
-        items = [_to_safe(v, f"{where}[{i}]") for i, v in enumerate(x)]
-        return items if isinstance(x, list) else tuple(items)
-    raise TypeError(
-        f"{where}: cannot store a {type(x).__name__} as plain data; give it state_dict()/load_state_dict() "
-        "or save with allow_pickle=True"
-    )
-
-
-def _from_safe(x: Any) -> Any:
-    """Inverse of :func:`_to_safe`."""
-    if isinstance(x, dict):
-        if _NDARRAY_TAG in x:
-            arr = np.frombuffer(x[_NDARRAY_TAG], dtype=np.dtype(x["dtype"]))
-            return arr.reshape(x["shape"]).copy()
-        if _NPSCALAR_TAG in x:
-            return _from_safe(x[_NPSCALAR_TAG])[()]
-        out = {k: _from_safe(v) for k, v in x.items()}
-        return OrderedDict(out) if isinstance(x, OrderedDict) else out
-    if isinstance(x, list):
-        return [_from_safe(v) for v in x]
-    if isinstance(x, tuple):
-        return tuple(_from_safe(v) for v in x)
-    return x
-
-
-# ---------------------------------------------------------------------------- kinds
-def _is_stateful(x: Any) -> bool:
-    return callable(getattr(x, "state_dict", None)) and callable(getattr(x, "load_state_dict", None))
-
-
-def _kind(x: Any) -> str:
-    if isinstance(x, torch.nn.Module):
-        return "module"
-    if isinstance(x, torch.optim.Optimizer):
-        return "optimizer"
-    if isinstance(x, torch.Generator):
-        return "generator"
-    if _is_stateful(x):
-        return "stateful"
-    return "data"
-
-
+# ---------------------------------------------------------------------------- entries
 def _entry(name: str, x: Any, allow_pickle: bool) -> dict[str, Any]:
-    kind = _kind(x)
-    if kind in ("module", "optimizer"):
+    kind = kind_of(x)
+    if kind == "optimizer":
+        return {"kind": kind, "state": x.state_dict(), "type": type(x).__name__}
+    if kind == "module":
         return {"kind": kind, "state": x.state_dict()}
     if kind == "generator":
         return {"kind": kind, "state": x.get_state()}
     if kind == "stateful":
-        return {"kind": kind, "state": _to_safe(x.state_dict(), f"{name}.state_dict()")}
+        return {"kind": kind, "state": to_safe(x.state_dict(), f"{name}.state_dict()")}
     try:
-        return {"kind": "data", "state": _to_safe(x, name)}
+        return {"kind": "data", "state": to_safe(x, name)}
     except TypeError:
         if not allow_pickle:
             raise
@@ -176,7 +123,7 @@ def rng_states() -> dict[str, Any]:
     """The global RNG states: torch (CPU, and CUDA if available), NumPy's global generator, ``random``."""
     out: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": _to_safe(np.random.get_state(), "numpy rng"),
+        "numpy": to_safe(np.random.get_state(), "numpy rng"),
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -187,7 +134,7 @@ def rng_states() -> dict[str, Any]:
 def set_rng_states(states: Mapping[str, Any]) -> None:
     """Restore what :func:`rng_states` returned."""
     torch.set_rng_state(states["torch"])
-    np.random.set_state(_from_safe(states["numpy"]))
+    np.random.set_state(from_safe(states["numpy"]))
     random.setstate(_to_tuple(states["python"]))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -202,7 +149,7 @@ def save_checkpoint(
     path: PathLike,
     state: Mapping[str, Any],
     *,
-    rng: bool = True,
+    rng: bool = False,
     allow_pickle: bool = False,
 ) -> None:
     """Write ``state`` (name -> module, optimizer, generator, stateful object or plain data) to ``path``.
@@ -210,7 +157,9 @@ def save_checkpoint(
     Args:
         path: the checkpoint file; replaced atomically (a crash mid-write leaves the old one).
         state: what to save, by name (see the module docstring for how each kind is stored).
-        rng: also store the global torch/NumPy/Python RNG states.
+        rng: also store the process-global torch/NumPy/Python RNG states (off by
+            default: a library call leaves global state alone; pass the
+            ``torch.Generator`` objects you sample with as entries instead).
         allow_pickle: store objects that have no ``state_dict`` and are not plain data
             with cloudpickle (loading them then needs ``allow_pickle=True`` too).
 
@@ -274,118 +223,72 @@ def _short(e: BaseException) -> str:
     return s if len(s) < 300 else s[:300] + "..."
 
 
-def _check_module(name: str, saved: Mapping[str, Any], module: torch.nn.Module) -> None:
-    current = module.state_dict()
-    missing, unexpected = sorted(set(current) - set(saved)), sorted(set(saved) - set(current))
-    if missing or unexpected:
-        raise CheckpointError(f"{name!r}: state_dict keys differ; missing {missing}, unexpected {unexpected}")
-    for k, v in current.items():
-        s = saved[k]
-        if not isinstance(s, torch.Tensor) or s.shape != v.shape or s.dtype != v.dtype:
-            got = f"{s.dtype}{list(s.shape)}" if isinstance(s, torch.Tensor) else type(s).__name__
-            raise CheckpointError(
-                f"{name!r}: {k} is {got} in the checkpoint, {v.dtype}{list(v.shape)} in the model"
-            )
-
-
-def _check_optimizer(name: str, saved: Mapping[str, Any], optim: torch.optim.Optimizer) -> None:
-    groups = saved.get("param_groups")
-    if not isinstance(groups, list) or len(groups) != len(optim.param_groups):
-        n = len(groups) if isinstance(groups, list) else None
-        raise CheckpointError(
-            f"{name!r}: {n} parameter groups in the checkpoint, {len(optim.param_groups)} here"
-        )
-    params: dict[int, torch.Tensor] = {}
-    for i, (sg, g) in enumerate(zip(groups, optim.param_groups, strict=True)):
-        if len(sg["params"]) != len(g["params"]):
-            raise CheckpointError(
-                f"{name!r}: group {i} has {len(sg['params'])} parameters in the checkpoint, "
-                f"{len(g['params'])} here"
-            )
-        params.update(zip(sg["params"], g["params"], strict=True))
-    for pid, st in saved.get("state", {}).items():
-        if pid not in params:
-            raise CheckpointError(f"{name!r}: state for unknown parameter id {pid}")
-        for k in _PARAM_SHAPED:
-            if k in st and isinstance(st[k], torch.Tensor) and st[k].shape != params[pid].shape:
-                raise CheckpointError(
-                    f"{name!r}: {k} of parameter {pid} has shape {list(st[k].shape)}, "
-                    f"the parameter has {list(params[pid].shape)}"
-                )
-
-
-def _check_stateful(name: str, saved: Any, obj: Any) -> None:
-    check = getattr(obj, "check_state_dict", None)
-    if callable(check):
-        try:
-            check(saved)
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{name!r}: {e}") from e
-        return
-    from trajkit.samplers import EpiSampler
-
-    if isinstance(obj, EpiSampler):
-        n = saved.get("num_parallel") if isinstance(saved, dict) else None
-        if n != obj.num_parallel:
-            raise CheckpointError(
-                f"{name!r}: sampler state is for num_parallel={n}, this sampler has {obj.num_parallel}"
-            )
-        return
-    current = obj.state_dict()
-    if isinstance(current, Mapping) and isinstance(saved, Mapping) and set(current) != set(saved):
-        raise CheckpointError(
-            f"{name!r}: state keys {sorted(saved)} in the checkpoint, {sorted(current)} here"
-        )
-
-
-def _validate(path: PathLike, content: dict[str, Any], targets: Mapping[str, Any], strict: bool) -> None:
+def _validate(
+    path: PathLike, content: dict[str, Any], targets: Mapping[str, Any], strict: bool
+) -> dict[str, Any]:
+    """Check every target against its entry (loading nothing); return the states to load by name."""
     entries: dict[str, Any] = content["entries"]
+    states: dict[str, Any] = {}
     for name, obj in targets.items():
         if name not in entries:
             raise CheckpointError(f"{path}: no entry {name!r}; the checkpoint has {sorted(entries)}")
-        kind, saved = entries[name]["kind"], entries[name]["state"]
-        want = _kind(obj)
-        if kind != want:
-            raise CheckpointError(f"{path}: entry {name!r} is a {kind} in the checkpoint, a {want} was given")
-        if kind == "module":
-            _check_module(name, saved, obj)
-        elif kind == "optimizer":
-            _check_optimizer(name, saved, obj)
-        elif kind == "generator":
-            if not isinstance(saved, torch.Tensor) or saved.shape != obj.get_state().shape:
-                raise CheckpointError(
-                    f"{path}: generator state {name!r} does not fit a {obj.device} generator"
-                )
-        elif kind == "stateful":
-            _check_stateful(name, saved, obj)
+        try:
+            states[name] = check_entry(name, entries[name], obj)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from e
     if strict:
         left = sorted(
-            n for n, e in entries.items() if e["kind"] not in ("data", "pickle") and n not in targets
+            n for n, e in entries.items() if _entry_kind(e) not in ("data", "pickle") and n not in targets
         )
         if left:
             raise CheckpointError(
                 f"{path}: entries {left} have no object to load into (pass strict=False to skip)"
             )
+    return states
+
+
+def _entry_kind(entry: Any) -> Any:
+    return entry.get("kind") if isinstance(entry, Mapping) else None
 
 
 # ---------------------------------------------------------------------------- load
-def _snapshot(targets: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        n: copy.deepcopy(o.state_dict())
-        for n, o in targets.items()
-        if isinstance(o, torch.nn.Module | torch.optim.Optimizer)
-    }
+#: the order targets are loaded in: the kinds whose load can still fail go first
+_LOAD_ORDER = ("stateful", "generator", "module", "optimizer")
 
 
-def _apply(entries: Mapping[str, Any], targets: Mapping[str, Any]) -> None:
-    for name, obj in targets.items():
-        kind, saved = entries[name]["kind"], entries[name]["state"]
-        if kind in ("module", "optimizer"):
-            obj.load_state_dict(saved)
-        elif kind == "generator":
-            obj.set_state(saved)
-        elif kind == "stateful":
-            obj.load_state_dict(_from_safe(saved))
+def _snapshot(obj: Any) -> Any:
+    """What restores ``obj`` should a later load fail: deep copies of module/optimizer/generator
+    state; a stateful object's own ``state_dict()`` (not copied: it may be a large buffer)."""
+    if isinstance(obj, torch.Generator):
+        return obj.get_state()
+    state = obj.state_dict()
+    return state if kind_of(obj) == "stateful" else copy.deepcopy(state)
+
+
+def _restore(obj: Any, state: Any) -> None:
+    if isinstance(obj, torch.Generator):
+        obj.set_state(state)
+    else:
+        obj.load_state_dict(state)
+
+
+def _apply(path: PathLike, states: Mapping[str, Any], targets: Mapping[str, Any]) -> None:
+    """Load every checked state; if one load fails, restore the targets loaded before it."""
+    order = sorted(targets, key=lambda n: _LOAD_ORDER.index(kind_of(targets[n])))
+    done: list[tuple[str, Any]] = []
+    for name in order:
+        obj = targets[name]
+        try:
+            before = _snapshot(obj)
+            _restore(obj, states[name])
+        except Exception as e:
+            for n, st in reversed(done):
+                _restore(targets[n], st)
+            raise CheckpointError(
+                f"{path}: loading {name!r} failed after the checks passed; "
+                f"{[n for n, _ in done] or 'nothing'} loaded before it restored ({_short(e)})"
+            ) from e
+        done.append((name, before))
 
 
 def load_checkpoint(
@@ -393,7 +296,7 @@ def load_checkpoint(
     targets: Mapping[str, Any] | None = None,
     *,
     strict: bool = True,
-    restore_rng: bool = True,
+    restore_rng: bool = False,
     allow_pickle: bool = False,
 ) -> Checkpoint:
     """Validate the checkpoint at ``path`` against ``targets``, then restore them in place.
@@ -404,7 +307,8 @@ def load_checkpoint(
             returned in :attr:`Checkpoint.data`.
         strict: every module/optimizer/generator/stateful entry in the file must have a
             target (False: load only the given ones, e.g. just ``"pol"`` for evaluation).
-        restore_rng: also restore the global RNG states, if the file has them.
+        restore_rng: also restore the process-global RNG states, if the file has them
+            (saved with ``save_checkpoint(..., rng=True)``); off by default.
         allow_pickle: unpickle entries that were saved with ``allow_pickle=True``; only
             for files you trust.
 
@@ -412,36 +316,30 @@ def load_checkpoint(
         FileNotFoundError: no file at ``path``.
         CheckpointError: unreadable, truncated or corrupted file, another format
             version, a missing entry, or an entry that does not fit its target (keys,
-            shapes, dtypes, parameter groups). Nothing has been loaded when it is raised.
+            shapes, dtypes, optimizer class, parameter groups, a stateful object's
+            ``check_state_dict``). Nothing has been loaded when it is raised.
     """
     targets = dict(targets or {})
     content = _read(path)
-    _validate(path, content, targets, strict)
+    states = _validate(path, content, targets, strict)
     entries = content["entries"]
-    pickled = [n for n, e in entries.items() if e["kind"] == "pickle"]
+    pickled = [n for n, e in entries.items() if _entry_kind(e) == "pickle"]
     if pickled and not allow_pickle:
         raise CheckpointError(
             f"{path}: entries {pickled} are pickled objects; "
             "pass allow_pickle=True only if you trust this file"
         )
-    data = {n: _from_safe(e["state"]) for n, e in entries.items() if e["kind"] == "data"}
+    data = {n: from_safe(e["state"]) for n, e in entries.items() if _entry_kind(e) == "data"}
     data.update({n: cloudpickle.loads(entries[n]["state"]) for n in pickled})
-    snapshot = _snapshot(targets)
-    try:
-        _apply(entries, targets)
-    except Exception as e:
-        for n, st in snapshot.items():
-            targets[n].load_state_dict(st)
-        raise CheckpointError(
-            f"{path}: loading failed, models and optimizers were restored ({_short(e)})"
-        ) from e
-    if restore_rng and content.get("rng") is not None:
-        set_rng_states(content["rng"])
-    names = {n: e["kind"] for n, e in entries.items()}
+    rng = content.get("rng") if restore_rng else None
+    _apply(path, states, targets)
+    if rng is not None:
+        set_rng_states(rng)
+    names = {n: _entry_kind(e) for n, e in entries.items()}
     return Checkpoint(data=data, meta=dict(content.get("meta", {})), names=names)
 
 
 def read_checkpoint_data(path: PathLike) -> dict[str, Any]:
     """Only the plain-data entries (counters, config) of a checkpoint, validated; loads nothing."""
     content = _read(path)
-    return {n: _from_safe(e["state"]) for n, e in content["entries"].items() if e["kind"] == "data"}
+    return {n: from_safe(e["state"]) for n, e in content["entries"].items() if _entry_kind(e) == "data"}
