@@ -24,9 +24,9 @@ import trajkit as tk
 from trajkit import ef
 from trajkit.algos import ddpg
 from trajkit.logger import Logger, progress_bar
-from trajkit.run.models import build_models
 from trajkit.run.off_policy import behaviour_pol, make_buffer
 from trajkit.run.on_policy import lr_fraction, set_lrs
+from trajkit.run.registry import build_models
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, tk.run.RunSettings]:

@@ -21,7 +21,7 @@ import trajkit as tk
 from trajkit import ef
 from trajkit.algos import trpo
 from trajkit.logger import Logger, progress_bar
-from trajkit.run.models import build_models
+from trajkit.run.registry import build_models
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, tk.run.RunSettings]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from trajkit.run import ALGOS, ConfigError, preset_envs, resolve, to_values
 from trajkit.run.config import OffPolicyConfig, OnPolicyConfig
 from trajkit.run.fields import field_types
 from trajkit.run.presets import load_config_file, preset_values, search_space
+from trajkit.run.registry import REGISTRY
 
 #: train() keyword arguments the loops supply themselves (data, models, optimizers, derived flags)
 LOOP_SUPPLIED = {
@@ -30,7 +30,8 @@ ENV = {"ppo": "CartPole-v1", "ppo_kl": "CartPole-v1", "trpo": "CartPole-v1", "vp
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_train_fields_are_exactly_the_keyword_arguments_of_train(algo: str) -> None:
     cls = ALGOS[algo]
-    train_fn = importlib.import_module(cls.train_module).train  # type: ignore[attr-defined]
+    assert REGISTRY[algo].config is cls
+    train_fn = REGISTRY[algo].train
     params = inspect.signature(train_fn).parameters
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
     hyper = {n for n in params if n not in LOOP_SUPPLIED}
@@ -39,6 +40,10 @@ def test_train_fields_are_exactly_the_keyword_arguments_of_train(algo: str) -> N
     assert set(fields) == hyper, f"{algo}: config {sorted(fields)} vs train() {sorted(hyper)}"
     for f in dataclasses.fields(train_cls):  # annotations as written (both modules use postponed annotations)
         assert f.type == params[f.name].annotation, f"{algo}.{f.name}: {f.type} vs {params[f.name].annotation}"
+
+
+def test_every_config_is_registered_once() -> None:
+    assert set(REGISTRY) == set(ALGOS)
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
@@ -83,7 +88,7 @@ def test_overrides_are_parsed_by_field_type() -> None:
         ({"batch_size": "16.5"}, "expected an integer"),
         ({"epoch": "0"}, "train.epoch must be >= 1"),
         ({"clip_param": "-0.2"}, "clip_param must be >= 0.0"),
-        ({"clip_param": "none"}, "expected a number"),
+        ({"clip_param": "none"}, "none is not allowed"),
         ({"steps_per_iter": "0"}, "steps_per_iter must be >= 1"),
         ({"steps": "0"}, "steps must be >= 1"),
         ({"steps": "-5"}, "steps must be >= 1"),

@@ -6,6 +6,7 @@ Pieces, each in its own module:
   keyword arguments of that ``algos.X.train``);
 * :mod:`~trajkit.run.presets`: the tuned settings per env (YAML files), resolved into configs;
 * :mod:`~trajkit.run.models`: the models each algorithm trains, built from a config;
+* :mod:`~trajkit.run.registry`: one line per algorithm: config, model factory, ``train()``;
 * :mod:`~trajkit.run.session`: a run directory, seeding, checkpoints and exact resume;
 * :mod:`~trajkit.run.on_policy` and :mod:`~trajkit.run.off_policy`: one loop per family;
 * :mod:`~trajkit.run.evaluate`: evaluating a checkpoint or run directory;
@@ -14,13 +15,12 @@ Pieces, each in its own module:
 This package imports torch only when a run starts, so ``trajkit --help`` is fast.
 """
 
-from trajkit.run.config import ALGO_CONFIGS, OffPolicyConfig, OnPolicyConfig, RunSettings
+from trajkit.run.config import OffPolicyConfig, OnPolicyConfig, RunSettings
 from trajkit.run.fields import ConfigError
 from trajkit.run.presets import ALGOS, config_class, preset_envs, resolve, search_space, to_values
 
 __all__ = [
     "ALGOS",
-    "ALGO_CONFIGS",
     "ConfigError",
     "OffPolicyConfig",
     "OnPolicyConfig",

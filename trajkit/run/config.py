@@ -74,8 +74,6 @@ class OnPolicyConfig(RunSettings):
     """Sampling, estimators and models of the on-policy loop (PPO, PPO-KL, TRPO, VPG)."""
 
     family: ClassVar[str] = "on_policy"
-    #: the module whose ``train()`` the loop calls
-    train_module: ClassVar[str] = ""
     #: whether the policy has its own optimizer (TRPO steps it itself)
     has_optim_pol: ClassVar[bool] = True
 
@@ -117,7 +115,6 @@ class PPOConfig(OnPolicyConfig):
 
     algo: ClassVar[str] = "ppo"
     summary: ClassVar[str] = "PPO with the clipped objective (algos.ppo_clip)"
-    train_module: ClassVar[str] = "trajkit.algos.ppo_clip"
 
     clip_decay: bool = hp("decay clip_param with the learning rate (lr_decay_steps)")
     train: PPOTrain = hp("keyword arguments of ppo_clip.train")
@@ -146,7 +143,6 @@ class PPOKLConfig(OnPolicyConfig):
 
     algo: ClassVar[str] = "ppo_kl"
     summary: ClassVar[str] = "PPO with an adaptive KL penalty (algos.ppo_kl)"
-    train_module: ClassVar[str] = "trajkit.algos.ppo_kl"
 
     train: PPOKLTrain = hp("keyword arguments of ppo_kl.train")
 
@@ -176,7 +172,6 @@ class TRPOConfig(OnPolicyConfig):
 
     algo: ClassVar[str] = "trpo"
     summary: ClassVar[str] = "trust-region policy optimization (algos.trpo)"
-    train_module: ClassVar[str] = "trajkit.algos.trpo"
     has_optim_pol: ClassVar[bool] = False
 
     train: TRPOTrain = hp("keyword arguments of trpo.train")
@@ -198,7 +193,6 @@ class VPGConfig(OnPolicyConfig):
 
     algo: ClassVar[str] = "vpg"
     summary: ClassVar[str] = "vanilla policy gradient with a value baseline (algos.vpg)"
-    train_module: ClassVar[str] = "trajkit.algos.vpg"
 
     train: VPGTrain = hp("keyword arguments of vpg.train")
 
@@ -209,7 +203,6 @@ class OffPolicyConfig(RunSettings):
     """Replay, update rate and exploration of the off-policy loop (SAC, TD3, DDPG, DQN, QT-Opt)."""
 
     family: ClassVar[str] = "off_policy"
-    train_module: ClassVar[str] = ""
 
     steps_per_iter: int = hp("env steps sampled per iteration (0: use epis_per_iter)", **NONNEG)
     epis_per_iter: int = hp("whole episodes sampled per iteration (0: use steps_per_iter)", **NONNEG)
@@ -249,7 +242,6 @@ class SACConfig(OffPolicyConfig):
 
     algo: ClassVar[str] = "sac"
     summary: ClassVar[str] = "soft actor-critic, twin critics and learned temperature; Box actions (algos.sac)"
-    train_module: ClassVar[str] = "trajkit.algos.sac"
 
     train: SACTrain = hp("keyword arguments of sac.train")
 
@@ -273,7 +265,6 @@ class TD3Config(OffPolicyConfig):
 
     algo: ClassVar[str] = "td3"
     summary: ClassVar[str] = "twin delayed DDPG with target smoothing; Box actions (algos.td3)"
-    train_module: ClassVar[str] = "trajkit.algos.td3"
 
     action_noise: float = hp("std of the Gaussian exploration noise (in [-1, 1] action units)", **NONNEG)
     train: TD3Train = hp("keyword arguments of td3.train")
@@ -295,7 +286,6 @@ class DDPGConfig(OffPolicyConfig):
 
     algo: ClassVar[str] = "ddpg"
     summary: ClassVar[str] = "deep deterministic policy gradient, optionally prioritized; Box actions (algos.ddpg)"
-    train_module: ClassVar[str] = "trajkit.algos.ddpg"
 
     noise: Literal["gaussian", "ou"] = hp("exploration noise process")
     action_noise: float = hp("scale (sigma) of the exploration noise", **NONNEG)
@@ -336,7 +326,6 @@ class DQNConfig(OffPolicyConfig, EpsilonGreedy):
 
     algo: ClassVar[str] = "dqn"
     summary: ClassVar[str] = "double DQN with dueling heads, optionally prioritized; Discrete actions (algos.dqn)"
-    train_module: ClassVar[str] = "trajkit.algos.dqn"
 
     dueling: bool = hp("dueling value/advantage heads")
     train: DQNTrain = hp("keyword arguments of dqn.train")
@@ -358,7 +347,6 @@ class QTOptConfig(OffPolicyConfig, EpsilonGreedy):
 
     algo: ClassVar[str] = "qtopt"
     summary: ClassVar[str] = "QT-Opt: twin Q-learning with a cross-entropy-method argmax; Box actions (algos.qtopt)"
-    train_module: ClassVar[str] = "trajkit.algos.qtopt"
 
     cem_samples: int = hp("CEM: actions sampled per iteration", **COUNT)
     cem_elite: int = hp("CEM: elite actions kept per iteration", **COUNT)
@@ -371,15 +359,17 @@ class QTOptConfig(OffPolicyConfig, EpsilonGreedy):
             raise ConfigError(f"qtopt: cem_elite ({self.cem_elite}) must not exceed cem_samples ({self.cem_samples})")
 
 
-#: every algorithm config; the registry is built from this tuple
-ALGO_CONFIGS: tuple[type[RunSettings], ...] = (
-    PPOConfig,
-    PPOKLConfig,
-    TRPOConfig,
-    VPGConfig,
-    SACConfig,
-    TD3Config,
-    DDPGConfig,
-    DQNConfig,
-    QTOptConfig,
-)
+def algo_configs() -> dict[str, type[RunSettings]]:
+    """Every algorithm config (a subclass of :class:`RunSettings` with an ``algo`` name), by name.
+
+    Defining a config class is what makes its algorithm known to the presets and the
+    command line; :mod:`trajkit.run.registry` pairs it with its models and ``train()``.
+    """
+    out: dict[str, type[RunSettings]] = {}
+    todo = list(RunSettings.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        todo.extend(cls.__subclasses__())
+        if cls.algo:
+            out.setdefault(cls.algo, cls)
+    return out

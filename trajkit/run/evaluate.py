@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ from trajkit.checkpoint import load_checkpoint, read_checkpoint_data
 from trajkit.evaluation import EVAL_SEED, evaluate
 from trajkit.pols import BasePol
 from trajkit.run.fields import ConfigError
-from trajkit.run.models import build_models
 from trajkit.run.presets import from_values
+from trajkit.run.registry import build_models
 from trajkit.run.runner import env_spaces
 from trajkit.run.session import CHECKPOINT_NAME
 
@@ -43,10 +44,12 @@ def load_policy(path: str | Path, env: str | None = None) -> tuple[BasePol, dict
     return models.pol, values
 
 
-def recording_env(env_id: str, video_dir: str | Path) -> Any:
-    """``env_id`` rendering RGB frames, wrapped in gymnasium's ``RecordVideo`` (every episode to ``video_dir``).
+def recording_env(env_id: str, video_dir: str | Path) -> Callable[[], Any]:
+    """A factory of ``env_id`` rendering RGB frames in gymnasium's ``RecordVideo`` (every episode to ``video_dir``).
 
-    Writing the files needs ``moviepy`` (the ``video`` extra: ``pip install "trajkit[video]"``).
+    A factory, so the sampler builds the env itself and closes it at the end, which
+    writes the last video. Writing needs ``moviepy`` (and pygame for the classic-control
+    envs): the ``video`` extra, ``pip install "trajkit[video]"``.
     """
     import gymnasium as gym
 
@@ -56,9 +59,11 @@ def recording_env(env_id: str, video_dir: str | Path) -> Any:
         raise ImportError('--video needs moviepy: pip install "trajkit[video]" (or pip install moviepy)') from None
     from trajkit.envs import GymEnv
 
-    inner = gym.make(env_id, render_mode="rgb_array")
-    rec = gym.wrappers.RecordVideo(inner, str(video_dir), episode_trigger=lambda _: True, disable_logger=True)
-    return GymEnv(rec)
+    def make() -> GymEnv:
+        inner = gym.make(env_id, render_mode="rgb_array")
+        return GymEnv(gym.wrappers.RecordVideo(inner, str(video_dir), episode_trigger=lambda _: True))
+
+    return make
 
 
 def evaluate_run(

@@ -75,6 +75,8 @@ def _from_text(text: str, tp: Any, where: str) -> Any:
     inner = _optional_inner(tp)
     if inner is not None:
         return None if text.strip().lower() in ("none", "null") else _from_text(text, inner, where)
+    if text.strip().lower() in ("none", "null") and tp is not str:
+        raise ConfigError(f"{where}: none is not allowed here (expected {type_name(tp)})")
     if tp is bool:
         if text.lower() in _TRUE:
             return True

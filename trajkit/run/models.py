@@ -39,7 +39,6 @@ from trajkit.run.config import (
     OffPolicyConfig,
     OnPolicyConfig,
     QTOptConfig,
-    RunSettings,
     SACConfig,
     TD3Config,
 )
@@ -277,24 +276,5 @@ def build_qtopt(cfg: QTOptConfig, ob_space: gym.Space, ac_space: gym.Space) -> M
     return Models(pol, args, {"pol": pol, **args}, explore_pol=pol, optims=_optims(args))
 
 
+#: a model factory: (config, observation space, action space) -> models
 Builder = Callable[[Any, gym.Space, gym.Space], Models]
-
-#: algorithm name -> its model factory (the on-policy algorithms share one)
-BUILDERS: dict[str, Builder] = {
-    "ppo": build_on_policy,
-    "ppo_kl": build_on_policy,
-    "trpo": build_on_policy,
-    "vpg": build_on_policy,
-    "sac": build_sac,
-    "td3": build_td3,
-    "ddpg": build_ddpg,
-    "dqn": build_dqn,
-    "qtopt": build_qtopt,
-}
-
-
-def build_models(cfg: RunSettings, ob_space: gym.Space, ac_space: gym.Space) -> Models:
-    """The models of ``cfg``'s algorithm for these spaces, on ``cfg.device``."""
-    if cfg.algo not in BUILDERS:
-        raise ConfigError(f"no model factory for {cfg.algo!r}")
-    return BUILDERS[cfg.algo](cfg, ob_space, ac_space).to(torch.device(cfg.device))

@@ -11,7 +11,6 @@ generators, sampler RNG states and counters.
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any
 
@@ -25,6 +24,7 @@ from trajkit.pols import ArgmaxQfPol
 from trajkit.run.config import EpsilonGreedy, OffPolicyConfig
 from trajkit.run.models import Models
 from trajkit.run.on_policy import completed_epis, lr_fraction, set_lrs
+from trajkit.run.registry import algorithm
 from trajkit.run.session import RunOutcome, Session
 from trajkit.samplers import EpiSampler
 from trajkit.traj import Traj
@@ -50,7 +50,7 @@ def behaviour_pol(cfg: OffPolicyConfig, models: Models, env_steps: int) -> nn.Mo
         return models.warmup_pol
     pol = models.explore_pol
     if isinstance(pol, ArgmaxQfPol) and isinstance(cfg, EpsilonGreedy):
-        pol.epsilon = 1.0 if warm else cfg.epsilon_at(env_steps)
+        pol.epsilon = 1.0 if warm else cfg.epsilon_at(env_steps)  # type: ignore[assignment]  # a float sets the buffer
     if isinstance(pol, DeterministicActionNoisePol):
         pol.reset()
     return pol
@@ -73,7 +73,7 @@ def _sample(sampler: EpiSampler, pol: nn.Module, cfg: OffPolicyConfig) -> list[d
 
 def run_off_policy(cfg: OffPolicyConfig, models: Models, session: Session) -> RunOutcome:
     """Train ``models`` as ``cfg`` says, with ``session``'s bookkeeping; returns the outcome."""
-    algo = importlib.import_module(cfg.train_module)
+    train = algorithm(cfg).train  # e.g. ppo_clip.train, sac.train (trajkit.run.registry)
     device = torch.device(cfg.device)
     buf = make_buffer(cfg, device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -102,7 +102,7 @@ def run_off_policy(cfg: OffPolicyConfig, models: Models, session: Session) -> Ru
                 result = None
                 if c["pending"] >= cfg.train_freq:
                     num_steps = int(c["pending"] * cfg.grad_ratio)
-                    result = algo.train(
+                    result = train(
                         traj=buf, **models.train_args, **cfg.train_kwargs(),
                         num_steps=num_steps, nstep=cfg.nstep > 1, generator=gen,
                     )

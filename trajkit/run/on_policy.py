@@ -8,7 +8,6 @@ config's schedule: learning rates, PPO's clip, PPO-KL's adapted coefficient).
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -16,9 +15,9 @@ from typing import Any
 import torch
 
 from trajkit import ef
-from trajkit.algos.common import TrainResult
 from trajkit.run.config import OnPolicyConfig
 from trajkit.run.models import Models
+from trajkit.run.registry import algorithm
 from trajkit.run.session import RunOutcome, Session
 from trajkit.samplers import EpiSampler
 from trajkit.traj import Traj
@@ -52,7 +51,7 @@ def set_lrs(optims: Sequence[torch.optim.Optimizer], lrs: Sequence[float], frac:
 
 def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunOutcome:
     """Train ``models`` as ``cfg`` says, with ``session``'s bookkeeping; returns the outcome."""
-    algo = importlib.import_module(cfg.train_module)
+    train = algorithm(cfg).train  # e.g. ppo_clip.train, sac.train (trajkit.run.registry)
     device = torch.device(cfg.device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     optims = [models.train_args["optim_vf"]] + ([models.train_args["optim_pol"]] if cfg.has_optim_pol else [])
@@ -74,7 +73,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
                     models.obs_normalizer.update(traj["obs"])
                 traj = estimate(traj, models.train_args["vf"], cfg.gamma, cfg.lam)
                 kwargs = cfg.scheduled(cfg.train_kwargs(), frac, session.algo_state)
-                result: TrainResult = algo.train(traj=traj, **models.train_args, **kwargs, generator=gen)
+                result = train(traj=traj, **models.train_args, **kwargs, generator=gen)
                 cfg.after_train(result.diagnostics, session.algo_state)
                 done = completed_epis(epis)
                 steps_before = c["env_steps"]

@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from trajkit.run.config import ALGO_CONFIGS, RunSettings
+from trajkit.run.config import RunSettings, algo_configs
 from trajkit.run.fields import ConfigError, build, check_bounds, coerce, field_types, suggest
 
 #: algorithm name -> its config class
-ALGOS: dict[str, type[RunSettings]] = {c.algo: c for c in ALGO_CONFIGS}
+ALGOS: dict[str, type[RunSettings]] = algo_configs()
 
 
 def config_class(algo: str) -> type[RunSettings]:

@@ -11,7 +11,8 @@ import torch
 from trajkit.envs import GymEnv
 from trajkit.run.config import OffPolicyConfig, OnPolicyConfig, RunSettings
 from trajkit.run.fields import ConfigError
-from trajkit.run.models import Models, build_models
+from trajkit.run.models import Models
+from trajkit.run.registry import build_models
 from trajkit.run.session import EvalHook, RunOutcome, Session, seed_everything
 
 

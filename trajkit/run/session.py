@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from trajkit.checkpoint import load_checkpoint, read_checkpoint_data, save_checkpoint
+from trajkit.episode_stats import EpisodeStats
 from trajkit.evaluation import EVAL_SEED, evaluate
 from trajkit.logger import Logger, ProgressBar
 from trajkit.run.config import RunSettings
@@ -131,6 +132,8 @@ class Session:
     counters: dict[str, int] = field(default_factory=lambda: {"iteration": 0, "env_steps": 0, "episodes": 0})
     algo_state: dict[str, Any] = field(default_factory=dict)
     eval_returns: list[float] = field(default_factory=list)
+    #: the console's return window, checkpointed with the run so a resumed run logs the same numbers
+    episode_stats: EpisodeStats = field(default_factory=EpisodeStats)
 
     @property
     def ckpt_path(self) -> Path:
@@ -159,7 +162,8 @@ class Session:
         """On resume: load ``entries`` (and the global RNG states), counters and algorithm state."""
         if not self.resume:
             return
-        ck = load_checkpoint(self.ckpt_path, entries, restore_rng=self.global_rng)
+        ck = load_checkpoint(self.ckpt_path, {**entries, "episode_stats": self.episode_stats},
+                             restore_rng=self.global_rng)
         self.counters = {k: int(v) for k, v in ck.data["counters"].items()}
         self.algo_state = dict(ck.data.get("algo_state", {}))
 
@@ -171,6 +175,8 @@ class Session:
         logger = Logger(
             self.logdir,
             console=bar.write if self.console else None,
+            columns=self.columns if self.columns is not None else "default",
+            episode_stats=self.episode_stats,
             resume_after=c["iteration"] if self.resume else None,
             resume_env_steps=c["env_steps"],
         )
@@ -197,7 +203,8 @@ class Session:
         every = self.cfg.checkpoint_every
         if last or (every and self.counters["iteration"] % every == 0):
             data = {"counters": self.counters, "algo_state": self.algo_state, "config": self.values}
-            save_checkpoint(self.ckpt_path, {**entries, **data}, rng=self.global_rng)
+            stats = {"episode_stats": self.episode_stats}
+            save_checkpoint(self.ckpt_path, {**entries, **stats, **data}, rng=self.global_rng)
 
     def finish(self, pol: torch.nn.Module, record: dict[str, float]) -> RunOutcome:
         """The final deterministic evaluation (written to ``eval.json``) and the run's outcome."""

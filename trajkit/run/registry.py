@@ -1,0 +1,77 @@
+"""The algorithms the run layer trains: one line each, pairing a config with its models and ``train()``.
+
+Adding an algorithm of an existing family is a config class (:mod:`trajkit.run.config`),
+a preset file (``presets/ALGO.yaml``) and one line in :data:`REGISTRY`; its family's loop
+does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+from trajkit.algos import ddpg, dqn, ppo_clip, ppo_kl, qtopt, sac, td3, trpo, vpg
+from trajkit.algos.common import TrainResult
+from trajkit.run.config import (
+    DDPGConfig,
+    DQNConfig,
+    PPOConfig,
+    PPOKLConfig,
+    QTOptConfig,
+    RunSettings,
+    SACConfig,
+    TD3Config,
+    TRPOConfig,
+    VPGConfig,
+)
+from trajkit.run.fields import ConfigError
+from trajkit.run.models import (
+    Builder,
+    Models,
+    build_ddpg,
+    build_dqn,
+    build_on_policy,
+    build_qtopt,
+    build_sac,
+    build_td3,
+)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """An algorithm of the run layer: its config class, model factory and ``train()``."""
+
+    config: type[RunSettings]
+    build: Builder
+    train: Callable[..., TrainResult]
+
+
+REGISTRY: dict[str, Algorithm] = {
+    "ppo": Algorithm(PPOConfig, build_on_policy, ppo_clip.train),
+    "ppo_kl": Algorithm(PPOKLConfig, build_on_policy, ppo_kl.train),
+    "trpo": Algorithm(TRPOConfig, build_on_policy, trpo.train),
+    "vpg": Algorithm(VPGConfig, build_on_policy, vpg.train),
+    "sac": Algorithm(SACConfig, build_sac, sac.train),
+    "td3": Algorithm(TD3Config, build_td3, td3.train),
+    "ddpg": Algorithm(DDPGConfig, build_ddpg, ddpg.train),
+    "dqn": Algorithm(DQNConfig, build_dqn, dqn.train),
+    "qtopt": Algorithm(QTOptConfig, build_qtopt, qtopt.train),
+}
+
+
+def algorithm(cfg: RunSettings) -> Algorithm:
+    """The registry entry of ``cfg``'s algorithm."""
+    entry = REGISTRY.get(cfg.algo)
+    if entry is None or not isinstance(cfg, entry.config):
+        raise ConfigError(f"no registered algorithm for a {type(cfg).__name__} ({cfg.algo!r})")
+    return entry
+
+
+def build_models(cfg: RunSettings, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """The models of ``cfg``'s algorithm for these spaces, on ``cfg.device`` (what ``trajkit train`` trains)."""
+    models: Models = algorithm(cfg).build(cfg, ob_space, ac_space)
+    return models.to(torch.device(cfg.device))
+
