@@ -101,7 +101,8 @@ def test_stopped_and_resumed_off_policy_run_is_bit_identical(algo: str, tmp_path
     out = _spec(algo, split, 600, resume=True)
     assert (out.iteration, out.env_steps, out.episodes) == (whole.iteration, whole.env_steps, whole.episodes)
     a, b = _entries(full / "checkpoint.pt"), _entries(split / "checkpoint.pt")
-    assert {"pol", "qf1", "target_qf1", "optim_qf", "buffer", "generator", "sampler"} <= set(a)
+    critic = {"qf1", "target_qf1"} if algo == "sac" else {"qf", "target_qf"}
+    assert {"pol", *critic, "optim_qf", "buffer", "generator", "sampler", "episode_stats"} <= set(a)
     _assert_identical(a, b)
     assert _rows(full) == _rows(split)
 
@@ -115,3 +116,25 @@ def test_off_policy_settings_that_cannot_work_are_refused(tmp_path: Path, capsys
     argv = ["train", "td3", "--env", "Pendulum-v1", "--logdir", str(tmp_path / "d"), "--hp", "epis_per_iter=1"]
     assert cli.main([*argv, *base]) == 2
     assert "exactly one of steps_per_iter and epis_per_iter" in capsys.readouterr().err
+
+
+def test_epsilon_schedule_reaches_worker_processes() -> None:
+    """Exploration state is part of the policy's state_dict, so --num-parallel > 1 works for DQN."""
+    import gymnasium as gym
+
+    import trajkit as tk
+
+    env = tk.GymEnv("CartPole-v1")
+    net = torch.nn.Linear(4, 2)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.copy_(torch.tensor([1.0, 0.0]))  # greedy action is always 0
+    qf = tk.DiscreteQfunc(env.observation_space, gym.spaces.Discrete(2), net)
+    pol = ArgmaxQfPol(env.observation_space, env.action_space, qf, epsilon=0.0)
+    with tk.EpiSampler("CartPole-v1", pol, num_parallel=2, seed=0) as sampler:
+        pol.epsilon = 1.0  # type: ignore[assignment]
+        acs = torch.cat([torch.as_tensor(e["acs"]).flatten() for e in sampler.sample(pol, max_steps=400)])
+        assert 0.3 < float(acs.float().mean()) < 0.7  # uniformly random in the workers
+        pol.epsilon = 0.0  # type: ignore[assignment]
+        acs = torch.cat([torch.as_tensor(e["acs"]).flatten() for e in sampler.sample(pol, max_steps=400)])
+        assert int(acs.sum()) == 0  # greedy in the workers
