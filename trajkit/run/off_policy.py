@@ -76,7 +76,7 @@ def run_off_policy(cfg: OffPolicyConfig, models: Models, session: Session) -> Ru
     train = algorithm(cfg).train  # e.g. ppo_clip.train, sac.train (trajkit.run.registry)
     device = torch.device(cfg.device)
     buf = make_buffer(cfg, device)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # minibatch indices are drawn on the CPU
     target = target_steps(cfg)
     record: dict[str, float] = {}
     with EpiSampler(cfg.env, models.explore_pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:

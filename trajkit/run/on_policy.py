@@ -53,7 +53,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
     """Train ``models`` as ``cfg`` says, with ``session``'s bookkeeping; returns the outcome."""
     train = algorithm(cfg).train  # e.g. ppo_clip.train, sac.train (trajkit.run.registry)
     device = torch.device(cfg.device)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # minibatch indices are drawn on the CPU
     optims = [models.train_args["optim_vf"]] + ([models.train_args["optim_pol"]] if cfg.has_optim_pol else [])
     base_lrs = [cfg.vf_lr] + ([cfg.lr] if cfg.has_optim_pol else [])
     spi = cfg.steps_per_iter
