@@ -45,7 +45,7 @@ def test_gaussian_pol_with_mean_and_log_std_net_splits_and_clamps():
 
 def test_gaussian_pol_rejects_a_net_of_the_wrong_width():
     box = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    with pytest.raises(ValueError, match="2 \\(mean\\) or 4"):
+    with pytest.raises(ValueError, match=r"needs 2 \(mean, with a learned log_std\) or 4 \(mean and log_std\)"):
         tk.GaussianPol(OBS, box, tk.nets.mlp(4, 3, hidden=(8,)))
 
 

@@ -1,4 +1,4 @@
-"""Network builders."""
+"""Network builders, and the checks policies and value functions run on the nets they are given."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from trajkit.devices import module_device
 
 
 def mlp(
@@ -55,3 +57,42 @@ def dueling_mlp(in_dim: int, n: int, hidden: Sequence[int] = (64, 64)) -> nn.Seq
     """An MLP trunk with a :class:`DuelingHead`: ``(B, in_dim) -> (B, n)`` Q-values."""
     trunk = mlp(in_dim, hidden[-1], hidden[:-1], nn.ReLU)
     return nn.Sequential(trunk, nn.ReLU(), DuelingHead(hidden[-1], n))
+
+
+def obs_features(obs: torch.Tensor, obs_normalizer: nn.Module | None) -> torch.Tensor:
+    """Observations ``(B, *obs_shape)`` as the float ``(B, obs_dim)`` input of a network, normalized if asked."""
+    obs = obs.float()
+    if obs_normalizer is not None:
+        obs = obs_normalizer(obs)
+    return obs.reshape(obs.shape[0], -1)
+
+
+def _first_layer(net: nn.Module) -> nn.Module | None:
+    """The first module of ``net`` (in registration order) that holds parameters itself."""
+    for m in net.modules():
+        if any(True for _ in m.parameters(recurse=False)):
+            return m
+    return None
+
+
+def net_out_dim(net: nn.Module, in_dim: int, owner: str, inputs: str) -> int:
+    """The output size of ``net`` on a ``(1, in_dim)`` input, checked at construction.
+
+    If ``net`` cannot take ``in_dim`` inputs (its first ``nn.Linear`` takes another
+    number, or the probe fails), a ValueError says so naming ``owner`` (the class being
+    built), ``inputs`` (what the features are, e.g. ``"the observation"``) and both sizes,
+    instead of torch's "mat1 and mat2 shapes cannot be multiplied" at the first forward.
+    """
+    first = _first_layer(net)
+    if isinstance(first, nn.Linear) and not isinstance(first.weight, nn.parameter.UninitializedParameter):
+        if first.in_features != in_dim:
+            raise ValueError(
+                f"{owner}: {inputs} has {in_dim} features but the net's first layer takes {first.in_features} "
+                f"({first}); build the net with input size {in_dim}"
+            )
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros(1, in_dim, device=module_device(net)))
+    except RuntimeError as e:
+        raise ValueError(f"{owner}: the net cannot take {inputs} of {in_dim} features: {e}") from e
+    return int(out.shape[-1])

@@ -14,13 +14,18 @@ Every policy has
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Self
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
+from trajkit.checks import check_unit
+from trajkit.devices import module_device
+from trajkit.nets import mlp, net_out_dim, obs_features
+from trajkit.noise import ScalarBuffers
 from trajkit.pds import (
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -32,62 +37,21 @@ from trajkit.pds import (
     Pd,
     SquashedGaussianPd,
 )
+from trajkit.spaces import BoxBounds, EnvOrSpaces, box_to_env, env_spaces, flat_dim
+
+# re-exported: these lived here before trajkit.spaces and trajkit.nets held them
+__all__ = ["BoxBounds", "box_to_env", "env_spaces", "flat_dim", "net_out_dim", "obs_features"]
 
 
-def flat_dim(space: gym.Space) -> int:
-    """Number of scalars in one element of a Box/Discrete/MultiDiscrete space."""
-    return int(gym.spaces.flatdim(space))
+
+def _ob_inputs(ob_space: gym.Space) -> str:
+    return f"the observation ({ob_space})"
 
 
-class BoxBounds:
-    """A Box's bounds prepared once for :func:`box_to_env` (it runs at every env step)."""
-
-    def __init__(self, space: gym.spaces.Box) -> None:
-        self.space = space
-        low = space.low.astype(np.float64).reshape(-1)
-        high = space.high.astype(np.float64).reshape(-1)
-        self.finite = np.isfinite(low) & np.isfinite(high)
-        self.all_finite = bool(self.finite.all())
-        self.low, self.high = low[self.finite], high[self.finite]
-        self.half_range = 0.5 * (self.high - self.low)
-
-
-def box_to_env(
-    ac: np.ndarray, space: gym.spaces.Box, rescale: bool, bounds: BoxBounds | None = None
-) -> np.ndarray:
-    """Map one policy action to a Box: affinely from ``[-1, 1]`` (``rescale``) or by clipping.
-
-    Dimensions with an infinite bound pass through unchanged. ``bounds`` (for ``space``)
-    saves recomputing them.
-    """
-    bb = bounds if bounds is not None else BoxBounds(space)
-    ac = np.asarray(ac, dtype=np.float64).reshape(-1)
-    part = ac if bb.all_finite else ac[bb.finite]
-    if rescale:
-        mapped = bb.low + (np.clip(part, -1.0, 1.0) + 1.0) * bb.half_range
-    else:
-        mapped = np.clip(part, bb.low, bb.high)
-    if bb.all_finite:
-        out = mapped
-    else:
-        out = ac.copy()
-        out[bb.finite] = mapped
-    return out.reshape(space.shape).astype(space.dtype)
-
-
-def obs_features(obs: torch.Tensor, obs_normalizer: nn.Module | None) -> torch.Tensor:
-    """Observations ``(B, *obs_shape)`` as the float ``(B, obs_dim)`` input of a network, normalized if asked."""
-    obs = obs.float()
-    if obs_normalizer is not None:
-        obs = obs_normalizer(obs)
-    return obs.reshape(obs.shape[0], -1)
-
-
-def _out_dim(net: nn.Module, in_dim: int) -> int:
-    with torch.no_grad():
-        p = next(iter(net.parameters()), None)
-        dev = p.device if p is not None else torch.device("cpu")
-        return int(net(torch.zeros(1, in_dim, device=dev)).shape[-1])
+def _box(space: gym.Space, owner: str) -> gym.spaces.Box:
+    if not isinstance(space, gym.spaces.Box):
+        raise TypeError(f"{owner} needs a Box action space, got {space}")
+    return space
 
 
 class BasePol(nn.Module):
@@ -131,9 +95,7 @@ class BasePol(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        for p in self.parameters():
-            return p.device
-        return torch.device("cpu")
+        return module_device(self)
 
 
 class GaussianPol(BasePol):
@@ -164,15 +126,43 @@ class GaussianPol(BasePol):
         self.net = net
         self.pd = GaussianPd()
         a = int(np.prod(ac_space.shape))
-        out = _out_dim(net, flat_dim(ob_space))
+        out = net_out_dim(net, flat_dim(ob_space), type(self).__name__, _ob_inputs(ob_space))
         if out == 2 * a:
             self.log_std = None
         elif out == a:
             self.log_std = nn.Parameter(torch.full((a,), float(log_std_init)))
         else:
-            raise ValueError(f"net outputs {out} values; GaussianPol needs {a} (mean) or {2 * a} (mean, log_std)")
+            raise ValueError(
+                f"{type(self).__name__}: the net outputs {out} values; the {a}-dimensional action space needs "
+                f"{a} (mean, with a learned log_std) or {2 * a} (mean and log_std)"
+            )
         self.ac_dim = a
         self.rescale = rescale
+
+    @classmethod
+    def for_env(
+        cls,
+        env: EnvOrSpaces,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: type[nn.Module] = nn.Tanh,
+        state_dependent_std: bool = False,
+        log_std_init: float = 0.0,
+        rescale: bool = True,
+        obs_normalizer: nn.Module | None = None,
+    ) -> Self:
+        """A Gaussian policy on an orthogonally initialized MLP sized for ``env``'s spaces.
+
+        ``env``: anything with ``observation_space`` and ``action_space`` (a GymEnv, a
+        gymnasium env) or an ``(ob_space, ac_space)`` pair. The net maps ``obs_dim`` to
+        ``A`` means (``log_std`` a learned parameter) or, with ``state_dependent_std``,
+        ``2A`` (mean and log-std); its last layer has gain 0.01.
+        """
+        ob, ac = env_spaces(env)
+        a = flat_dim(_box(ac, cls.__name__))
+        net = mlp(flat_dim(ob), 2 * a if state_dependent_std else a, hidden, activation, out_gain=0.01)
+        return cls(ob, _box(ac, cls.__name__), net, log_std_init=log_std_init, rescale=rescale,
+                   obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor) -> Params:
         out = self.net(self._features(obs))
@@ -200,11 +190,31 @@ class CategoricalPol(BasePol):
         super().__init__(ob_space, ac_space, obs_normalizer)
         if not isinstance(ac_space, gym.spaces.Discrete):
             raise TypeError(f"CategoricalPol needs a Discrete action space, got {ac_space}")
-        out = _out_dim(net, flat_dim(ob_space))
+        out = net_out_dim(net, flat_dim(ob_space), type(self).__name__, _ob_inputs(ob_space))
         if out != int(ac_space.n):
-            raise ValueError(f"net outputs {out} logits; the action space has {ac_space.n} actions")
+            raise ValueError(f"CategoricalPol: the net outputs {out} logits; the action space has {ac_space.n} actions")
         self.net = net
         self.pd = CategoricalPd()
+
+    @classmethod
+    def for_env(
+        cls,
+        env: EnvOrSpaces,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: type[nn.Module] = nn.Tanh,
+        obs_normalizer: nn.Module | None = None,
+    ) -> Self:
+        """A categorical policy on an orthogonally initialized MLP ``obs_dim -> n`` (last-layer gain 0.01).
+
+        ``env``: an env with ``observation_space`` and a Discrete ``action_space``, or an
+        ``(ob_space, ac_space)`` pair.
+        """
+        ob, ac = env_spaces(env)
+        if not isinstance(ac, gym.spaces.Discrete):
+            raise TypeError(f"CategoricalPol needs a Discrete action space, got {ac}")
+        net = mlp(flat_dim(ob), int(ac.n), hidden, activation, out_gain=0.01)
+        return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor) -> Params:
         return {"logits": torch.log_softmax(self.net(self._features(obs)), -1)}
@@ -228,11 +238,30 @@ class MultiCategoricalPol(BasePol):
         if not isinstance(ac_space, gym.spaces.MultiDiscrete) or ac_space.nvec.ndim != 1:
             raise TypeError(f"MultiCategoricalPol needs a 1-D MultiDiscrete action space, got {ac_space}")
         self.nvec = [int(n) for n in ac_space.nvec]
-        out = _out_dim(net, flat_dim(ob_space))
+        out = net_out_dim(net, flat_dim(ob_space), type(self).__name__, _ob_inputs(ob_space))
         if out != sum(self.nvec):
-            raise ValueError(f"net outputs {out} logits; the action space needs sum(nvec) = {sum(self.nvec)}")
+            raise ValueError(
+                f"MultiCategoricalPol: the net outputs {out} logits; the action space needs sum(nvec) = "
+                f"{sum(self.nvec)}"
+            )
         self.net = net
         self.pd = MultiCategoricalPd(self.nvec)
+
+    @classmethod
+    def for_env(
+        cls,
+        env: EnvOrSpaces,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: type[nn.Module] = nn.Tanh,
+        obs_normalizer: nn.Module | None = None,
+    ) -> Self:
+        """Independent categoricals on an orthogonally initialized MLP ``obs_dim -> sum(nvec)`` (gain 0.01)."""
+        ob, ac = env_spaces(env)
+        if not isinstance(ac, gym.spaces.MultiDiscrete):
+            raise TypeError(f"MultiCategoricalPol needs a MultiDiscrete action space, got {ac}")
+        net = mlp(flat_dim(ob), int(ac.nvec.sum()), hidden, activation, out_gain=0.01)
+        return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor) -> Params:
         logits = self.net(self._features(obs)).split(self.nvec, -1)
@@ -260,9 +289,28 @@ class DeterministicPol(BasePol):
         super().__init__(ob_space, ac_space, obs_normalizer)
         if not isinstance(ac_space, gym.spaces.Box):
             raise TypeError(f"DeterministicPol needs a Box action space, got {ac_space}")
+        self.ac_dim = int(np.prod(ac_space.shape))
+        out = net_out_dim(net, flat_dim(ob_space), type(self).__name__, _ob_inputs(ob_space))
+        if out != self.ac_dim:
+            raise ValueError(f"DeterministicPol: the net outputs {out} values; the action space needs {self.ac_dim}")
         self.net = net
         self.pd = DeterministicPd()
-        self.ac_dim = int(np.prod(ac_space.shape))
+
+    @classmethod
+    def for_env(
+        cls,
+        env: EnvOrSpaces,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: type[nn.Module] = nn.ReLU,
+        orthogonal: bool = False,
+        obs_normalizer: nn.Module | None = None,
+    ) -> Self:
+        """A deterministic policy on an MLP ``obs_dim -> A`` (ReLU, PyTorch's default init: DDPG/TD3's nets)."""
+        ob, ac = env_spaces(env)
+        box = _box(ac, cls.__name__)
+        net = mlp(flat_dim(ob), flat_dim(box), hidden, activation, orthogonal=orthogonal)
+        return cls(ob, box, net, obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor) -> Params:
         return {"mean": torch.tanh(self.net(self._features(obs)))}
@@ -336,27 +384,47 @@ class SquashedGaussianPol(GaussianPol):
         )
         self.pd = SquashedGaussianPd()
 
+    @classmethod
+    def for_env(  # type: ignore[override]  # SAC's options, not GaussianPol's
+        cls,
+        env: EnvOrSpaces,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: type[nn.Module] = nn.ReLU,
+        orthogonal: bool = False,
+        log_std_init: float = 0.0,
+        obs_normalizer: nn.Module | None = None,
+    ) -> Self:
+        """SAC's policy: an MLP ``obs_dim -> 2A`` (state-dependent mean and log-std; ReLU, default init)."""
+        ob, ac = env_spaces(env)
+        box = _box(ac, cls.__name__)
+        net = mlp(flat_dim(ob), 2 * flat_dim(box), hidden, activation, orthogonal=orthogonal)
+        return cls(ob, box, net, log_std_init=log_std_init, obs_normalizer=obs_normalizer)
 
-class ArgmaxQfPol(BasePol):
+
+class ArgmaxQfPol(ScalarBuffers, BasePol):
     """Epsilon-greedy policy over a Q-function's maximizer (DQN, QT-Opt).
 
     ``qf`` must have ``max(obs, generator) -> (q: (B,), acs: (B, *ac_shape))``: a
     :class:`~trajkit.vfuncs.DiscreteQfunc` (exact argmax) or a
     :class:`~trajkit.vfuncs.CEMDeterministicSAVfunc` (cross-entropy-method search over
-    ``[-1, 1]`` actions). With probability ``epsilon`` (a plain attribute: set it
-    between sampling calls for a schedule) a row's action is uniformly random instead;
-    ``deterministic=True`` is always greedy. The stored parameters are
+    ``[-1, 1]`` actions). With probability ``epsilon`` a row's action is uniformly random
+    instead; ``deterministic=True`` is always greedy. ``epsilon`` is a buffer (in
+    ``state_dict``, so sampler workers act with it): assign a number between sampling
+    calls for a schedule (``pol.epsilon = 0.05``); reading it gives a 0-dim tensor. The stored parameters are
     ``{"mean": greedy action}`` (float), a point mass, never a torch distribution.
     """
 
     qf: Any  # a module with max(obs, generator) -> (q, acs)
+    scalar_checks = {"epsilon": check_unit}
+    epsilon: torch.Tensor
 
     def __init__(self, ob_space: gym.Space, ac_space: gym.Space, qf: nn.Module, *, epsilon: float = 0.1) -> None:
         super().__init__(ob_space, ac_space)
         if not isinstance(ac_space, gym.spaces.Discrete | gym.spaces.Box):
             raise TypeError(f"ArgmaxQfPol needs a Discrete or Box action space, got {ac_space}")
         self.qf = qf
-        self.epsilon = float(epsilon)
+        self.add_scalar("epsilon", epsilon)
         self.pd = DeterministicPd()
 
     def forward(self, obs: torch.Tensor) -> Params:
@@ -366,10 +434,11 @@ class ArgmaxQfPol(BasePol):
         self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, Params]:
         greedy = self.qf.max(obs, generator)[1]
-        if deterministic or self.epsilon <= 0.0:
+        epsilon = float(self.epsilon)
+        if deterministic or epsilon <= 0.0:
             return greedy, {"mean": greedy.float()}
         b, dev = greedy.shape[0], greedy.device
-        explore = torch.rand(b, generator=generator, device=dev) < self.epsilon
+        explore = torch.rand(b, generator=generator, device=dev) < epsilon
         if isinstance(self.ac_space, gym.spaces.Discrete):
             rand = torch.randint(int(self.ac_space.n), (b,), generator=generator, device=dev)
         else:

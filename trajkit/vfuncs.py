@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Self
 
 import gymnasium as gym
 import torch
 from torch import nn
 
-from trajkit.pols import _out_dim, flat_dim, obs_features
+from trajkit.nets import dueling_mlp, mlp, net_out_dim, obs_features
+from trajkit.spaces import EnvOrSpaces, env_spaces, flat_dim
 
 
 class DeterministicSVfunc(nn.Module):
@@ -16,10 +18,26 @@ class DeterministicSVfunc(nn.Module):
 
     def __init__(self, ob_space: gym.Space, net: nn.Module, *, obs_normalizer: nn.Module | None = None) -> None:
         super().__init__()
-        out = _out_dim(net, flat_dim(ob_space))
+        out = net_out_dim(net, flat_dim(ob_space), type(self).__name__, f"the observation ({ob_space})")
         if out != 1:
-            raise ValueError(f"a state-value net must output 1 value, this one outputs {out}")
+            raise ValueError(f"DeterministicSVfunc: a state-value net must output 1 value, this one outputs {out}")
         self.ob_space, self.net, self.obs_normalizer = ob_space, net, obs_normalizer
+
+    @classmethod
+    def for_env(
+        cls,
+        env: EnvOrSpaces | gym.Space,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: type[nn.Module] = nn.Tanh,
+        obs_normalizer: nn.Module | None = None,
+    ) -> Self:
+        """``V(s)`` on an orthogonally initialized MLP ``obs_dim -> 1``.
+
+        ``env``: an env, an ``(ob_space, ac_space)`` pair or the observation space itself.
+        """
+        ob = env if isinstance(env, gym.Space) else env_spaces(env)[0]
+        return cls(ob, mlp(flat_dim(ob), 1, hidden, activation), obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs_features(obs, self.obs_normalizer)).squeeze(-1)
@@ -41,11 +59,27 @@ class DeterministicSAVfunc(nn.Module):
         obs_normalizer: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        out = _out_dim(net, flat_dim(ob_space) + flat_dim(ac_space))
+        inputs = f"the observation ({ob_space}) and action ({ac_space}) together"
+        out = net_out_dim(net, flat_dim(ob_space) + flat_dim(ac_space), type(self).__name__, inputs)
         if out != 1:
-            raise ValueError(f"a Q net must output 1 value, this one outputs {out}")
+            raise ValueError(f"{type(self).__name__}: a Q net must output 1 value, this one outputs {out}")
         self.ob_space, self.ac_space = ob_space, ac_space
         self.net, self.obs_normalizer = net, obs_normalizer
+
+    @classmethod
+    def for_env(
+        cls,
+        env: EnvOrSpaces,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: type[nn.Module] = nn.ReLU,
+        orthogonal: bool = False,
+        obs_normalizer: nn.Module | None = None,
+    ) -> Self:
+        """``Q(s, a)`` on an MLP ``obs_dim + A -> 1`` (ReLU, PyTorch's default init: the off-policy critics)."""
+        ob, ac = env_spaces(env)
+        net = mlp(flat_dim(ob) + flat_dim(ac), 1, hidden, activation, orthogonal=orthogonal)
+        return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor, acs: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs_features(obs, self.obs_normalizer), acs.float().reshape(acs.shape[0], -1)], -1)
@@ -68,11 +102,33 @@ class DiscreteQfunc(nn.Module):
         obs_normalizer: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        out = _out_dim(net, flat_dim(ob_space))
-        if not isinstance(ac_space, gym.spaces.Discrete) or out != int(ac_space.n):
-            raise ValueError(f"a discrete Q net must output one value per action ({ac_space}); this one outputs {out}")
+        if not isinstance(ac_space, gym.spaces.Discrete):
+            raise TypeError(f"DiscreteQfunc needs a Discrete action space, got {ac_space}")
+        out = net_out_dim(net, flat_dim(ob_space), type(self).__name__, f"the observation ({ob_space})")
+        if out != int(ac_space.n):
+            raise ValueError(
+                f"DiscreteQfunc: a discrete Q net must output one value per action ({ac_space}); this one outputs {out}"
+            )
         self.ob_space, self.ac_space = ob_space, ac_space
         self.net, self.obs_normalizer = net, obs_normalizer
+
+    @classmethod
+    def for_env(
+        cls,
+        env: EnvOrSpaces,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        dueling: bool = False,
+        activation: type[nn.Module] = nn.ReLU,
+        obs_normalizer: nn.Module | None = None,
+    ) -> Self:
+        """Q-values on an MLP ``obs_dim -> n`` (ReLU, default init), or ``nets.dueling_mlp`` with ``dueling``."""
+        ob, ac = env_spaces(env)
+        if not isinstance(ac, gym.spaces.Discrete):
+            raise TypeError(f"DiscreteQfunc needs a Discrete action space, got {ac}")
+        od, n = flat_dim(ob), int(ac.n)
+        net = dueling_mlp(od, n, hidden) if dueling else mlp(od, n, hidden, activation, orthogonal=False)
+        return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs_features(obs, self.obs_normalizer))
@@ -91,7 +147,7 @@ class CEMDeterministicSAVfunc(DeterministicSAVfunc):
     in the first iteration, then from a diagonal Gaussian refit to the ``num_elite``
     best), ``num_iter`` iterations, all states of the batch at once, then the best
     action seen. Actions are in the policy's ``[-1, 1]`` space (rescale with
-    ``pols.box_to_env``).
+    ``spaces.box_to_env``).
     """
 
     ac_space: Any
