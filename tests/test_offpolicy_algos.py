@@ -266,6 +266,7 @@ def _sac_pendulum(steps: int, batch_size: int, seed: int = 0) -> tuple[float, fl
     return trained, random
 
 
+@pytest.mark.learning  # trains to a score threshold (about 12 s)
 def test_short_sac_run_beats_random_on_pendulum():
     t = time.time()
     trained, random = _sac_pendulum(3000, 64)

@@ -1,4 +1,6 @@
-"""Fast-tier learning tests for the off-policy examples (full bars: benchmarks/bench_offpolicy.py).
+"""Learning-tier tests for the off-policy examples (full bars: benchmarks/bench_offpolicy.py).
+
+Marked ``learning``: out of the default tier, run with ``pytest -m learning``.
 
 Budgets and thresholds were calibrated on seed 0: each run ends far above a random
 policy (about -1200 on Pendulum-v1, about 20 on CartPole-v1) and well below the full bar.
@@ -28,6 +30,7 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.learning  # each trains to a score threshold (26 to 60 s)
 @pytest.mark.parametrize(
     ("module", "steps", "threshold"),
     [(run_td3, 6000, -600.0), (run_ddpg, 4000, -600.0), (run_qtopt, 8000, -600.0), (run_dqn, 20000, 80.0)],
