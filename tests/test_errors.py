@@ -21,7 +21,7 @@ from trajkit.algos import ppo_clip
         (lambda t: ef.compute_rets(t, 0.99), "final_vs", "ef.compute_vs"),
         (ef.centerize_advs, "advs", "ef.compute_advs"),
         (lambda t: ef.compute_pris(t, None, None, None, 0.99), "next_obs", "ef.add_next_obs"),
-        (lambda t: t["rets"], "rets", "ef.compute_rets"),
+        (lambda t: ef.require(t, "rets"), "rets", "ef.compute_rets"),  # Traj itself knows no estimators
     ],
 )
 def test_missing_column_names_the_estimator_to_run(run, column, fix):
