@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import trajkit as tk
 
@@ -27,3 +28,17 @@ class DiesOnceOnStep(tk.GymEnv):
         except FileExistsError:
             return super().step(action)
         os._exit(3)
+
+
+class HangsOnStep(tk.GymEnv):
+    """CartPole whose third step sleeps for a minute (a stuck driver)."""
+
+    def __init__(self) -> None:
+        super().__init__("CartPole-v1")
+        self.steps = 0
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        self.steps += 1
+        if self.steps == 3:
+            time.sleep(60)
+        return super().step(action)

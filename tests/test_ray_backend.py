@@ -14,7 +14,7 @@ import trajkit as tk
 
 ray = pytest.importorskip("ray")
 
-from scaleout_envs import DiesOnceOnStep, DiesOnStep  # noqa: E402
+from scaleout_envs import DiesOnceOnStep, DiesOnStep, HangsOnStep  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,3 +64,14 @@ def test_dead_actor_is_restarted_when_asked(tmp_path: object) -> None:
             epis = s.sample(pol, max_steps=40)
         assert sum(len(e["rews"]) for e in epis) == 40
         assert os.path.exists(marker)
+
+
+def test_a_hung_actor_times_out_with_where_it_hung() -> None:
+    pol = _pol()
+    sampler = tk.EpiSampler(lambda: HangsOnStep(), pol, num_parallel=2, backend="ray", timeout=0.5)
+    start = time.monotonic()
+    with pytest.raises(tk.samplers.SamplerTimeout, match=r"(?s)sampler worker . timed out while sampling.*env\.step"):
+        sampler.sample(pol, max_steps=20)
+    assert time.monotonic() - start < 5
+    with pytest.raises(RuntimeError, match="closed"):
+        sampler.sample(pol, max_steps=20)

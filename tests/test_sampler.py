@@ -141,6 +141,41 @@ def test_budget_errors():
         sampler.sample(pol, max_epis=1)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"max_steps": 2.5}, TypeError, r"max_steps must be an integer, got 2\.5"),
+        ({"max_steps": True}, TypeError, "max_steps must be an integer"),
+        ({"max_epis": 2.0}, TypeError, "max_epis must be an integer"),
+        ({"max_steps": "5"}, TypeError, "max_steps must be an integer"),
+    ],
+)
+def test_budgets_are_positive_integers(kwargs, error, match):
+    env = SleepyEnv()
+    pol = tk.RandomPol(env.observation_space, env.action_space)
+    with tk.EpiSampler(env, pol, num_parallel=1) as sampler:
+        with pytest.raises(error, match=match):
+            sampler.sample(pol, **kwargs)
+        assert sum(len(e["rews"]) for e in sampler.sample(pol, max_steps=np.int64(3))) == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_parallel": 2.0}, TypeError, "num_parallel must be an integer"),
+        ({"num_envs_per_worker": 1.5}, TypeError, "num_envs_per_worker must be an integer"),
+        ({"seed": 0.5}, TypeError, "seed must be an integer"),
+        ({"seed": -1}, ValueError, "seed must be >= 0"),
+        ({"seed": None}, TypeError, "seed must be an integer"),
+        ({"worker_threads": 0}, ValueError, "worker_threads must be >= 1"),
+    ],
+)
+def test_sampler_sizes_and_seed_are_checked_at_construction(kwargs, error, match):
+    env = SleepyEnv()
+    with pytest.raises(error, match=match):
+        tk.EpiSampler(env, tk.RandomPol(env.observation_space, env.action_space), **kwargs)
+
+
 # ---------------------------------------------------------------------- which policy acts
 def test_deterministic_sampling_follows_the_current_weights(shared):
     sampler, pol, _ = shared

@@ -15,10 +15,13 @@ Messages (parent -> worker), pickled tuples:
     ("init", payload, sys_path) payload: cloudpickled dict(env, num_envs, pol, env_seeds, torch_seed,
                                 threads); sys_path: the parent's, applied before unpickling the payload
     ("set_pol", payload)        payload: cloudpickled policy
-    ("sample", state, max_epis, max_steps, deterministic)
+    ("sample", weights, max_epis, max_steps, deterministic, timeout)
     ("get_state",) / ("set_state", state)   RNG state for exact resume
     ("close",)
-Replies: ("ok", value) or ("error", traceback_text).
+Replies: ("ok", value), ("error", traceback_text) or ("timeout", traceback_text) (a call ran
+past ``timeout``: :class:`~trajkit.samplers.SamplerTimeout`). While sampling with a timeout
+a process worker also sends heartbeats, :data:`BEAT`, between calls (see
+:mod:`trajkit.samplers._timeout`), so the parent can tell a slow worker from a stuck one.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ import select
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
+
+from trajkit.samplers._timeout import BEAT, SamplerTimeout
 
 
 def _die_with_parent(fd: int) -> None:
@@ -56,7 +62,7 @@ def _die_with_parent(fd: int) -> None:
     threading.Thread(target=watch, name="trajkit-parent-watch", daemon=True).start()
 
 
-def _handle(state: dict[str, Any], msg: tuple) -> Any:
+def _handle(state: dict[str, Any], msg: tuple, beat: Callable[[], None] | None) -> Any:
     import cloudpickle
     import torch
 
@@ -76,11 +82,11 @@ def _handle(state: dict[str, Any], msg: tuple) -> Any:
         state["rollout"].pol = cloudpickle.loads(msg[1])
         return None
     if kind == "sample":
-        _, weights, max_epis, max_steps, deterministic = msg
+        _, weights, max_epis, max_steps, deterministic, timeout = msg
         rollout = state["rollout"]
         if weights is not None:
             rollout.pol.load_state_dict(weights)
-        return rollout.sample(max_epis, max_steps, deterministic)
+        return rollout.sample(max_epis, max_steps, deterministic, timeout, None if timeout is None else beat)
     if kind == "get_state":
         return state["rollout"].get_state()
     if kind == "set_state":
@@ -89,17 +95,20 @@ def _handle(state: dict[str, Any], msg: tuple) -> Any:
     raise ValueError(f"unknown message {kind!r}")
 
 
-def serve_one(state: dict[str, Any], data: bytes) -> bytes | None:
-    """Handle one pickled message; the pickled ``("ok", value)`` or ``("error", traceback)`` reply.
+def serve_one(state: dict[str, Any], data: bytes, beat: Callable[[], None] | None = None) -> bytes | None:
+    """Handle one pickled message; the pickled ``("ok" | "error" | "timeout", value)`` reply.
 
-    ``None`` for ``("close",)``. Shared by the process worker and the Ray actor, so
-    both backends run exactly the same code.
+    ``None`` for ``("close",)``. ``beat`` sends a heartbeat (process workers only).
+    Shared by the process worker and the Ray actor, so both backends run exactly the
+    same code.
     """
     try:
         msg = pickle.loads(data)
         if msg[0] == "close":
             return None
-        return pickle.dumps(("ok", _handle(state, msg)), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(("ok", _handle(state, msg, beat)), protocol=pickle.HIGHEST_PROTOCOL)
+    except SamplerTimeout:
+        return pickle.dumps(("timeout", traceback.format_exc()))
     except BaseException:  # noqa: B036 - every failure must reach the parent
         return pickle.dumps(("error", traceback.format_exc()))
 
@@ -113,7 +122,7 @@ def main(fd: int) -> None:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        out = serve_one(state, data)
+        out = serve_one(state, data, lambda: conn.send_bytes(BEAT))
         if out is None:
             return
         try:

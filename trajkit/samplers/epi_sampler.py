@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import copy
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import cloudpickle
 import gymnasium as gym
 import numpy as np
 import torch
 
+from trajkit.checks import check_int
 from trajkit.envs.gym_env import GymEnv, import_registering_module
 from trajkit.samplers._state import check_sampler_state
+from trajkit.samplers._timeout import (
+    DEFAULT_TIMEOUT,
+    SamplerTimeout,
+    check_timeout,
+    grace,
+    silence_limit,
+    warn_cannot_alarm,
+)
 from trajkit.samplers.process_backend import ProcessPool, WorkerError
-from trajkit.samplers.rollout import Epi, Rollout, build_envs, split_budget
+from trajkit.samplers.rollout import Epi, Rollout, build_envs, check_budget, split_budget
 
-__all__ = ["EpiSampler", "WorkerError"]
+__all__ = ["DEFAULT_TIMEOUT", "EpiSampler", "SamplerTimeout", "WorkerError"]
 
 
 def _seeds(seed: int, n: int, num_envs: int = 1) -> list[tuple[list[int], int]]:
@@ -121,6 +130,16 @@ class EpiSampler:
         worker_threads: torch intra-op threads in each worker (default 1: small MLPs
             on few cores run fastest single-threaded).
         start_timeout: seconds to wait for workers to start.
+        timeout: seconds any single env reset, env step or policy forward may take
+            (default :data:`DEFAULT_TIMEOUT`, 300 s; None: no limit); :meth:`sample`'s
+            ``timeout`` overrides it for one call. A longer call raises
+            :class:`SamplerTimeout` naming the worker, the env, its step and the call,
+            with the traceback of where it hung; every worker is killed and the sampler
+            is closed (build a new one, and ``load_state_dict`` a saved state to go on).
+            Enforced with ``SIGALRM`` where the rollout runs, so the in-process sampler
+            enforces it only on the main thread (elsewhere it warns); a worker process
+            stuck where no signal reaches (native code) is killed by the parent once it
+            has sent nothing for ``timeout`` plus a few seconds.
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -138,11 +157,16 @@ class EpiSampler:
         max_restarts: int = 0,
         worker_threads: int = 1,
         start_timeout: float = 120.0,
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
-        if num_parallel < 0:
-            raise ValueError(f"num_parallel must be >= 0, got {num_parallel}")
-        if num_envs_per_worker < 1:
-            raise ValueError(f"num_envs_per_worker must be >= 1, got {num_envs_per_worker}")
+        self._closed = True  # until built: close() and __del__ have nothing to do
+        num_parallel = check_int("num_parallel", num_parallel, min_value=0)
+        num_envs_per_worker = check_int("num_envs_per_worker", num_envs_per_worker, min_value=1)
+        seed = check_int("seed", seed, min_value=0)
+        worker_threads = check_int("worker_threads", worker_threads, min_value=1)
+        max_restarts = check_int("max_restarts", max_restarts, min_value=0)
+        start_timeout = check_timeout("start_timeout", start_timeout)  # type: ignore[assignment]
+        self.timeout = check_timeout("timeout", timeout)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if max_restarts and backend != "ray":
@@ -162,6 +186,7 @@ class EpiSampler:
             spec = env if num_envs_per_worker == 1 else _shippable_env(env)
             envs = build_envs(spec, num_envs_per_worker)
             self._local: Rollout | None = Rollout(envs, pol, *seeds[0])
+            warn_cannot_alarm(self.timeout, "by an in-process sampler used off the main thread")
             return
         self._local = None
         try:
@@ -177,7 +202,7 @@ class EpiSampler:
         pol: torch.nn.Module,
         seeds: list[tuple[list[int], int]],
         threads: int,
-        timeout: float,
+        timeout: float | None,
         ray_address: str | None,
         max_restarts: int,
     ) -> None:
@@ -207,17 +232,33 @@ class EpiSampler:
         pids = self._request(msgs, timeout, "starting")
         self._pids = [pids[i] for i in range(len(seeds))]
 
-    def _request(self, msgs: dict[int, tuple], timeout: float | None, what: str) -> dict[int, Any]:
-        """``msgs[i]`` to worker ``i``; the replies by worker. Any failure closes the sampler (workers killed)."""
+    def _request(self, msgs: dict[int, tuple], limit: float | None, what: str) -> dict[int, Any]:
+        """``msgs[i]`` to worker ``i``; the replies by worker. Any failure closes the sampler (workers killed).
+
+        ``limit``: the pool's wait limit (see :meth:`_limit`).
+        """
         try:
-            return self._pool.request(msgs, timeout, what)
+            return self._pool.request(msgs, limit, what)
         except BaseException:
             self.close()
             raise
 
-    def _all(self, msg: tuple, timeout: float | None, what: str) -> list[Any]:
-        """Send the same request to every worker; the replies in worker order."""
-        out = self._request({i: msg for i in range(self.num_parallel)}, timeout, what)
+    def _limit(self, timeout: float | None, sampling: bool) -> float | None:
+        """How long the pool waits for a request, for a per-call ``timeout``.
+
+        A quick request (policy, state) gets ``timeout`` plus a grace. A sample: process
+        workers send heartbeats, so a worker silent past :func:`silence_limit` is stuck;
+        Ray actors send none (their own alarm ends a hung call), so no deadline.
+        """
+        if timeout is None:
+            return None
+        if not sampling:
+            return timeout + grace(timeout)
+        return silence_limit(timeout) if self._pool.heartbeats else None
+
+    def _all(self, msg: tuple, what: str) -> list[Any]:
+        """Send the same quick request to every worker; the replies in worker order."""
+        out = self._request({i: msg for i in range(self.num_parallel)}, self._limit(self.timeout, False), what)
         return [out[i] for i in range(self.num_parallel)]
 
     # ------------------------------------------------------------------ public API
@@ -227,7 +268,7 @@ class EpiSampler:
         max_epis: int | None = None,
         max_steps: int | None = None,
         deterministic: bool = False,
-        timeout: float | None = None,
+        timeout: float | None | Literal["default"] = "default",
     ) -> list[Epi]:
         """Episodes with ``pol``: a list of episode dicts for :meth:`trajkit.Traj.from_epis`.
 
@@ -238,7 +279,9 @@ class EpiSampler:
                 over each worker's envs; exact: each env's last episode is cut (marked
                 truncated) to hit its share.
             deterministic: act with the distribution's mode instead of sampling.
-            timeout: seconds to wait for the workers before raising (default: no limit).
+            timeout: seconds any single env reset, env step or policy forward may take in
+                this call; ``"default"``: the sampler's ``timeout``; None: no limit. See
+                the class docstring for what a timeout does.
 
         Each episode dict has ``obs (T, *obs_shape)``, ``acs (T, *ac_shape)``,
         ``rews (T,)``, the policy's distribution parameters per step (for example
@@ -247,27 +290,47 @@ class EpiSampler:
         episode is also ``truncated``).
         Episodes come in worker order (within a worker, env by env), so they are
         reproducible for a given seed.
+
+        A policy output that is NaN or infinite raises
+        :class:`~trajkit.samplers.NonFiniteActionError` (from a worker: inside a
+        :class:`WorkerError`) naming the output, the env and its step, before any env
+        steps with it.
         """
         if self._closed:
             raise RuntimeError("this EpiSampler is closed")
-        if max_epis is None and max_steps is None:
-            raise ValueError("give max_epis, max_steps or both")
-        for name, v in (("max_epis", max_epis), ("max_steps", max_steps)):
-            if v is not None and v < 1:
-                raise ValueError(f"{name} must be >= 1, got {v}")
+        max_epis, max_steps = check_budget(max_epis, max_steps)
+        call_timeout = self.timeout if timeout == "default" else check_timeout("timeout", timeout)
         if self._local is not None:
-            self._local.pol = pol
-            return self._local.sample(max_epis, max_steps, deterministic)
+            return self._sample_here(pol, max_epis, max_steps, deterministic, call_timeout)
         if pol is not self._pol:
-            self._all(("set_pol", cloudpickle.dumps(copy.deepcopy(pol).cpu())), timeout, "receiving the policy")
+            msg = ("set_pol", cloudpickle.dumps(copy.deepcopy(pol).cpu()))
+            limit = self._limit(call_timeout, sampling=False)
+            self._request(dict.fromkeys(range(self.num_parallel), msg), limit, "receiving the policy")
             self._pol = pol
         weights = {k: v.detach().cpu() for k, v in pol.state_dict().items()}
         epi_shares = split_budget(max_epis, self.num_parallel)
         step_shares = split_budget(max_steps, self.num_parallel)
         active = [i for i in range(self.num_parallel) if epi_shares[i] != 0 and step_shares[i] != 0]
-        msgs = {i: ("sample", weights, epi_shares[i], step_shares[i], deterministic) for i in active}
-        results = self._request(msgs, timeout, "sampling")
+        msgs = {i: ("sample", weights, epi_shares[i], step_shares[i], deterministic, call_timeout) for i in active}
+        results = self._request(msgs, self._limit(call_timeout, sampling=True), "sampling")
         return [epi for i in active for epi in results[i]]
+
+    def _sample_here(
+        self,
+        pol: torch.nn.Module,
+        max_epis: int | None,
+        max_steps: int | None,
+        deterministic: bool,
+        timeout: float | None,
+    ) -> list[Epi]:
+        """The in-process sample; a timeout closes the sampler (its envs are stuck mid-call)."""
+        assert self._local is not None
+        self._local.pol = pol
+        try:
+            return self._local.sample(max_epis, max_steps, deterministic, timeout)
+        except SamplerTimeout as e:
+            self.close()
+            raise SamplerTimeout(f"the in-process sampler timed out: {e}; the sampler is closed") from e
 
     def state_dict(self) -> dict[str, Any]:
         """RNG state of every env and action generator (picklable), for exact resume.
@@ -281,7 +344,7 @@ class EpiSampler:
         if self._local is not None:
             states = [self._local.get_state()]
         else:
-            states = self._all(("get_state",), None, "saving its state")
+            states = self._all(("get_state",), "saving its state")
         return {
             "num_parallel": self.num_parallel,
             "num_envs_per_worker": self.num_envs_per_worker,
@@ -313,7 +376,7 @@ class EpiSampler:
             self._local.set_state(state["workers"][0])
             return
         msgs = {i: ("set_state", st) for i, st in enumerate(state["workers"])}
-        self._request(msgs, None, "restoring its state")
+        self._request(msgs, self._limit(self.timeout, False), "restoring its state")
 
     @property
     def worker_pids(self) -> list[int]:

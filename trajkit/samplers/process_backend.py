@@ -2,7 +2,8 @@
 
 Each worker runs ``python -m trajkit.samplers._worker FD`` and talks to the parent
 over a socketpair with ``multiprocessing.connection`` framing and plain pickle.
-Waiting for replies blocks in ``multiprocessing.connection.wait`` (no polling).
+Waiting for replies blocks in ``multiprocessing.connection.wait`` (no polling); a
+sampling worker's heartbeats (see :mod:`trajkit.samplers._timeout`) restart its clock.
 """
 
 from __future__ import annotations
@@ -17,21 +18,35 @@ from collections.abc import Mapping
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
+from trajkit.samplers._timeout import BEAT, SamplerTimeout
+
 
 class WorkerError(RuntimeError):
     """A sampler worker raised or died; the message carries the worker's traceback."""
 
 
 def unpickle_reply(data: bytes, i: int, what: str) -> Any:
-    """The value of a worker's pickled ``("ok", value)`` reply; raise :class:`WorkerError` for an error reply."""
+    """The value of a worker's pickled ``("ok", value)`` reply.
+
+    Raises :class:`WorkerError` for an error reply and :class:`SamplerTimeout` for a
+    timeout reply, both with the worker's traceback.
+    """
     status, value = pickle.loads(data)
     if status == "error":
         raise WorkerError(f"sampler worker {i} raised while {what}:\n{value}")
+    if status == "timeout":
+        raise SamplerTimeout(
+            f"sampler worker {i} timed out while {what}; all workers were killed and the sampler is closed. "
+            f"The worker's traceback:\n{value}"
+        )
     return value
 
 
 class ProcessPool:
     """``n`` worker processes answering pickled request tuples (see :mod:`trajkit.samplers._worker`)."""
+
+    #: sampling workers send heartbeats, so ``request``'s limit is a silence limit, not a deadline
+    heartbeats = True
 
     def __init__(self, n: int) -> None:
         self._procs: list[subprocess.Popen] = []
@@ -69,11 +84,12 @@ class ProcessPool:
         """Process ids of the workers."""
         return [p.pid for p in self._procs]
 
-    def request(self, msgs: Mapping[int, tuple], timeout: float | None, what: str) -> dict[int, Any]:
+    def request(self, msgs: Mapping[int, tuple], limit: float | None, what: str) -> dict[int, Any]:
         """Send ``msgs[i]`` to worker ``i`` and wait (blocking) for every reply; fail fast on any error.
 
-        On an error, a death or a timeout every worker is killed (the others' replies
-        are useless) and :class:`WorkerError` is raised.
+        ``limit``: seconds a worker may stay silent (no reply and no heartbeat; None: no
+        limit). On an error, a death or a timeout every worker is killed (the others'
+        replies are useless) and :class:`WorkerError` or :class:`SamplerTimeout` is raised.
         """
         try:
             pickled: dict[int, bytes] = {}  # identical messages are pickled once
@@ -81,7 +97,7 @@ class ProcessPool:
                 if id(msg) not in pickled:
                     pickled[id(msg)] = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
                 self._send(i, pickled[id(msg)], what)
-            return self._gather(list(msgs), timeout, what)
+            return self._gather(list(msgs), limit, what)
         except BaseException:
             self.abort()
             raise
@@ -93,28 +109,39 @@ class ProcessPool:
             code = self._procs[i].poll()
             raise WorkerError(f"sampler worker {i} died before {what} (exit code {code})") from None
 
-    def _gather(self, workers: list[int], timeout: float | None, what: str) -> dict[int, Any]:
+    def _gather(self, workers: list[int], limit: float | None, what: str) -> dict[int, Any]:
         results: dict[int, Any] = {}
         pending = {self._conns[i]: i for i in workers}
-        deadline = None if timeout is None else time.monotonic() + timeout
+        heard = dict.fromkeys(workers, time.monotonic())  # when each worker last sent anything
         while pending:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            left = None
+            if limit is not None:
+                left = max(0.0, min(heard[i] for i in pending.values()) + limit - time.monotonic())
             ready = wait(list(pending), left)
             if not ready:
-                raise WorkerError(f"timed out after {timeout}s {what}; workers {sorted(pending.values())} silent")
+                now = time.monotonic()
+                silent = sorted(i for i in pending.values() if now - heard[i] >= limit)  # type: ignore[operator]
+                raise SamplerTimeout(
+                    f"sampler worker(s) {silent} sent nothing (no reply, no heartbeat) for {limit:.3g}s while "
+                    f"{what}: stuck where their own timeout cannot interrupt them (native code ignoring "
+                    f"signals?); all workers were killed and the sampler is closed"
+                )
             for ready_conn in ready:
                 conn = cast(Connection, ready_conn)
-                i = pending.pop(conn)
-                results[i] = self._reply(i, conn, what)
+                i = pending[conn]
+                data = self._recv(i, conn, what)
+                heard[i] = time.monotonic()
+                if data != BEAT:
+                    del pending[conn]
+                    results[i] = unpickle_reply(data, i, what)
         return results
 
-    def _reply(self, i: int, conn: Connection, what: str) -> Any:
+    def _recv(self, i: int, conn: Connection, what: str) -> bytes:
         try:
-            data = conn.recv_bytes()
+            return conn.recv_bytes()
         except (EOFError, OSError):
             code = self._procs[i].wait(timeout=5)
             raise WorkerError(f"sampler worker {i} died while {what} (exit code {code})") from None
-        return unpickle_reply(data, i, what)
 
     def abort(self) -> None:
         """Kill every worker at once."""

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from trajkit.samplers._timeout import SamplerTimeout
 from trajkit.samplers._worker import serve_one
 from trajkit.samplers.process_backend import WorkerError, unpickle_reply
 
@@ -60,7 +61,11 @@ class RayPool:
             random streams start over, so episodes after a restart differ from an
             uninterrupted run.
         num_cpus: CPUs each actor reserves.
+
+    Actors send no heartbeats: a ``request`` limit is a deadline for the whole request.
     """
+
+    heartbeats = False
 
     def __init__(self, n: int, address: str | None = None, max_restarts: int = 0, num_cpus: float = 1.0) -> None:
         ray = import_ray()
@@ -79,7 +84,11 @@ class RayPool:
         return list(self._ray.get([a.pid.remote() for a in self._actors]))
 
     def request(self, msgs: Mapping[int, tuple], timeout: float | None, what: str) -> dict[int, Any]:
-        """Send ``msgs[i]`` to actor ``i`` and wait for every reply; fail fast on any error or death."""
+        """Send ``msgs[i]`` to actor ``i`` and wait for every reply; fail fast on any error or death.
+
+        ``timeout``: seconds to wait for all replies (None: no limit); past it
+        :class:`SamplerTimeout` is raised and every actor is killed.
+        """
         try:
             pickled = {id(m): pickle.dumps(m, protocol=pickle.HIGHEST_PROTOCOL) for m in msgs.values()}
             for i, msg in msgs.items():
@@ -101,7 +110,10 @@ class RayPool:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=left)
             if not ready:
-                raise WorkerError(f"timed out after {timeout}s {what}; ray workers {sorted(pending.values())} silent")
+                raise SamplerTimeout(
+                    f"ray sampler worker(s) {sorted(pending.values())} did not answer within {timeout}s while {what}; "
+                    "all workers were killed and the sampler is closed"
+                )
             ref = ready[0]
             i = pending.pop(ref)
             try:

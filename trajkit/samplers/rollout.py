@@ -8,14 +8,18 @@ same loop with a batch of one.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from trajkit.checks import check_int
+from trajkit.devices import module_device
 from trajkit.envs.gym_env import GymEnv
+from trajkit.samplers._policy_checks import check_policy_output, explain_act_failure, policy_ac_shape
 from trajkit.samplers._state import build_rollout_rngs
+from trajkit.samplers._timeout import CallAlarm, beat_interval
 
 EnvSpec = str | gym.Env | Callable[[], Any]
 Epi = dict[str, Any]
@@ -168,12 +172,14 @@ class Rollout:
                 env.unwrapped._np_random = rng
         self._gens = gens
 
-    def _reset(self, k: int) -> np.ndarray:
-        obs, _ = self.envs[k].reset(seed=self.env_seeds[k])
-        self.env_seeds[k] = None
-        return obs
-
-    def sample(self, max_epis: int | None, max_steps: int | None, deterministic: bool) -> list[Epi]:
+    def sample(
+        self,
+        max_epis: int | None,
+        max_steps: int | None,
+        deterministic: bool,
+        timeout: float | None = None,
+        on_beat: Callable[[], None] | None = None,
+    ) -> list[Epi]:
         """Episodes until ``max_epis`` episodes or ``max_steps`` steps, whichever comes first.
 
         The budget is split over the ``K`` envs with :func:`split_budget` (env ``k``
@@ -182,77 +188,103 @@ class Rollout:
         used. With ``max_steps`` the step count is exact: an env's last episode is cut
         and marked truncated (unless it terminated on that very step). Episodes come
         env by env, each env's in the order they were played.
+
+        ``timeout``: seconds each env reset, env step and policy forward may take
+        (:class:`~trajkit.samplers._timeout.CallAlarm`; None: no limit); a longer one
+        raises :class:`~trajkit.samplers.SamplerTimeout`. ``on_beat`` is called between
+        calls, at most every ``beat_interval(timeout)`` seconds (a worker's heartbeat).
+        A policy's NaN/inf action or NaN parameters raise
+        :class:`~trajkit.samplers.NonFiniteActionError` before any env steps with them.
         """
+        max_epis, max_steps = check_budget(max_epis, max_steps)
         k = len(self.envs)
         slots = [
             _Slot(i, e, s)
             for i, (e, s) in enumerate(zip(split_budget(max_epis, k), split_budget(max_steps, k), strict=True))
             if e != 0 and s != 0
         ]
-        active = [s for s in slots if s.wants_episode()]
-        for s in active:
-            s.begin(self._reset(s.index))
-        device = _device_of(self.pol)
-        gen = self._generator(device)
-        ac_shape = _policy_ac_shape(self.env.action_space)
-        with torch.no_grad():
+        device = module_device(self.pol)
+        beat_every = 1.0 if timeout is None else beat_interval(timeout)
+        with CallAlarm(timeout, on_beat, beat_every) as alarm, torch.no_grad():
+            ctx = _Call(deterministic, device, self._generator(device), policy_ac_shape(self.env.action_space), alarm)
+            active = [s for s in slots if s.wants_episode()]
+            for s in active:
+                s.begin(self._reset(s.index, alarm))
             while active:
-                active = self._step(active, deterministic, device, gen, ac_shape)
+                active = self._step(active, ctx)
         return [epi for s in slots for epi in s.epis]
 
-    def _step(
-        self,
-        active: list[_Slot],
-        deterministic: bool,
-        device: torch.device,
-        gen: torch.Generator,
-        ac_shape: tuple[int, ...],
-    ) -> list[_Slot]:
+    def _reset(self, k: int, alarm: CallAlarm) -> np.ndarray:
+        alarm.arm("env.reset()", k, 0)
+        obs, _ = self.envs[k].reset(seed=self.env_seeds[k])
+        alarm.disarm()
+        self.env_seeds[k] = None
+        return obs
+
+    def _act(self, obs: np.ndarray, active: list[_Slot], ctx: _Call) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The policy's actions ``(B, *ac_shape)`` and parameters for ``obs: (B, *obs_shape)``, checked."""
+        pol: Any = self.pol  # a trajkit policy: act() and to_env_ac()
+        envs, steps = [s.index for s in active], [s.t for s in active]
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=ctx.device)
+        ctx.alarm.arm(f"{type(pol).__name__}.act()", envs[0], steps[0])
+        try:
+            acs_t, params_t = pol.act(obs_t, ctx.deterministic, ctx.gen)
+        except RuntimeError as e:
+            ctx.alarm.disarm()
+            explain_act_failure(pol, obs_t, envs, steps, obs, e)
+            raise
+        ctx.alarm.disarm()
+        acs = _to_numpy(acs_t)
+        params = {name: _to_numpy(v) for name, v in params_t.items()}
+        check_policy_output(type(pol).__name__, acs, params, ctx.ac_shape, self.env.action_space, envs, steps, obs)
+        return acs, params
+
+    def _step(self, active: list[_Slot], ctx: _Call) -> list[_Slot]:
         """One batched policy forward and one step of every active env; returns the envs still running.
 
         Runs under ``torch.no_grad`` (set once by :meth:`sample`, not per step).
         """
-        pol: Any = self.pol  # a trajkit policy: act() and to_env_ac()
+        pol: Any = self.pol
         obs = np.array([s.obs for s in active])  # a copy: some envs reuse their observation buffer
-        acs_t, params_t = pol.act(torch.as_tensor(obs, dtype=torch.float32, device=device), deterministic, gen)
-        acs = _to_numpy(acs_t)
-        if acs.shape[1:] != ac_shape:
-            raise ValueError(
-                f"policy {type(pol).__name__} produced actions of shape {acs.shape[1:]}; "
-                f"the env's action space {self.env.action_space} needs {ac_shape}"
-            )
-        params = {name: _to_numpy(v) for name, v in params_t.items()}
+        acs, params = self._act(obs, active, ctx)
+        alarm = ctx.alarm
         still: list[_Slot] = []
         for j, s in enumerate(active):
+            alarm.arm("env.step()", s.index, s.t)
             next_obs, rew, terminated, truncated, _ = self.envs[s.index].step(pol.to_env_ac(acs[j]))
+            alarm.disarm()
             s.record(obs[j], acs[j], rew, params, j)
             if terminated or truncated or s.at_step_limit():
                 s.finish(next_obs, terminated, cut=not (terminated or truncated))
                 if not s.wants_episode():
                     continue
-                next_obs = self._reset(s.index)
+                next_obs = self._reset(s.index, alarm)
                 s.begin(next_obs)
             s.obs = next_obs
             still.append(s)
         return still
 
 
+class _Call(NamedTuple):
+    """What one :meth:`Rollout.sample` call's steps share."""
+
+    deterministic: bool
+    device: torch.device
+    gen: torch.Generator
+    ac_shape: tuple[int, ...]
+    alarm: CallAlarm
+
+
+def check_budget(max_epis: object, max_steps: object) -> tuple[int | None, int | None]:
+    """``max_epis`` and ``max_steps`` as ints >= 1 or None, at least one given (TypeError/ValueError otherwise)."""
+    if max_epis is None and max_steps is None:
+        raise ValueError("give max_epis, max_steps or both")
+    return (
+        None if max_epis is None else check_int("max_epis", max_epis, min_value=1),
+        None if max_steps is None else check_int("max_steps", max_steps, min_value=1),
+    )
+
+
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     """``t`` as a numpy array (no copy on the CPU; ``.cpu()`` is skipped there, it costs per step)."""
     return t.numpy() if t.device.type == "cpu" else t.cpu().numpy()
-
-
-def _device_of(module: torch.nn.Module) -> torch.device:
-    for p in module.parameters():
-        return p.device
-    for b in module.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
-def _policy_ac_shape(space: gym.Space) -> tuple[int, ...]:
-    if isinstance(space, gym.spaces.Discrete):
-        return ()
-    if isinstance(space, gym.spaces.MultiDiscrete | gym.spaces.Box | gym.spaces.MultiBinary):
-        return tuple(space.shape)
-    raise TypeError(f"unsupported action space {space}")
