@@ -45,6 +45,10 @@ def test_epsilon_travels_in_state_dict():
     assert float(copy_.epsilon) == pytest.approx(0.7)
     obs = torch.randn(200, 3)
     assert torch.equal(acts(pol, obs), acts(copy_, obs))
+    old_format = {k: v for k, v in pol.state_dict().items() if k != "epsilon"}  # saved before it was a buffer
+    copy_.epsilon = 0.2
+    copy_.load_state_dict(old_format)  # still loads, keeping the current epsilon
+    assert float(copy_.epsilon) == pytest.approx(0.2)
 
 
 def test_epsilon_is_checked_and_reads_as_a_number():

@@ -42,12 +42,21 @@ class ScalarBuffers(nn.Module):
     :meth:`add_scalar`. Reading ``m.name`` gives the 0-dim tensor (``float(m.name)``
     for a number); assigning a number (``m.epsilon = 0.05``) checks it and writes it
     into the buffer in place, so it stays in ``state_dict`` and on the module's device.
+    A ``state_dict`` saved before these settings were buffers still loads (they keep
+    their current values).
     """
 
     scalar_checks: ClassVar[dict[str, Callable[[str, object], float]]] = {}
 
     def add_scalar(self, name: str, value: object) -> None:
         self.register_buffer(name, torch.tensor(self.scalar_checks[name](name, value), dtype=torch.float64))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # a state saved before these settings were buffers lacks them: keep the current values
+        for name, buf in self._buffers.items():
+            if buf is not None and prefix + name not in state_dict:
+                state_dict[prefix + name] = buf
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def __setattr__(self, name: str, value: Any) -> None:
         buffers = self.__dict__.get("_buffers") or {}
