@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import json
 import os
 import select
@@ -12,7 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -25,14 +29,18 @@ from trajkit.envs.remote import recv_msg, send_msg
 TOKEN = "correct horse battery staple"
 
 
-def start_server_process(env_id: str = "Pendulum-v1", token: str | None = TOKEN) -> tuple[subprocess.Popen, int]:
+def start_server_process(
+    env_id: str = "Pendulum-v1", token: str | None = TOKEN, stderr: int | None = None
+) -> tuple[subprocess.Popen, int]:
     """``python -m trajkit.envs ENV_ID`` in another process; returns it and its port."""
     cmd = [sys.executable, "-m", "trajkit.envs", env_id, "--port", "0"]
     env = dict(os.environ)
     if token is not None:
         cmd += ["--token-env", "TEST_ENV_TOKEN"]
         env["TEST_ENV_TOKEN"] = token
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    else:
+        cmd += ["--no-token"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 120)
     if not ready:
@@ -41,6 +49,81 @@ def start_server_process(env_id: str = "Pendulum-v1", token: str | None = TOKEN)
     line = proc.stdout.readline()
     assert "listening on" in line, line
     return proc, int(line.rsplit(":", 1)[1])
+
+
+class RecordingEnv(gym.Env):
+    """A Box(-2, 2, (1,)) env that records the actions reaching it; ``step_delay`` seconds per step
+    (only at step ``slow_step`` if given), and ``fail`` makes step raise."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    action_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+
+    def __init__(self, step_delay: float = 0.0, slow_step: int | None = None, fail: bool = False) -> None:
+        self.actions: list[np.ndarray] = []
+        self.step_delay, self.slow_step, self.fail = step_delay, slow_step, fail
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        if self.fail:
+            raise RuntimeError("boom at the motor driver")
+        if self.step_delay and (self.slow_step is None or self.t == self.slow_step):
+            time.sleep(self.step_delay)
+        self.actions.append(np.array(action))
+        return np.full(3, self.t, np.float32), 1.0, False, self.t >= 50, {}
+
+
+@contextlib.contextmanager
+def serving(env_or_factory: gym.Env | Callable[[], gym.Env], **options: Any) -> Iterator[EnvServer]:
+    """An in-process :class:`EnvServer` on a thread, closed (and joined) at the end."""
+    srv = EnvServer(env_or_factory, **options)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.close()
+        t.join(5)
+
+
+def raw_login(address: tuple[str, int], token: str | None = None, timeout: float = 5.0) -> socket.socket:
+    """A connection logged in by hand (the hello of the protocol), for tests that speak the raw protocol.
+
+    Retries for up to 2 s while the server says it is busy (a client that just left may
+    not have been let go yet).
+    """
+    end = time.monotonic() + 2.0
+    while True:
+        sock = socket.create_connection(address, timeout=timeout)
+        challenge = recv_msg(sock)
+        mac = None if token is None else hmac.new(token.encode(), bytes.fromhex(challenge["nonce"]),
+                                                  hashlib.sha256).hexdigest()
+        send_msg(sock, {"op": "hello", "version": challenge["version"], "mac": mac})
+        ready = recv_msg(sock)
+        if ready["op"] == "ready":
+            return sock
+        sock.close()
+        assert "busy" in str(ready.get("message")) and time.monotonic() < end, ready
+        time.sleep(0.02)
+
+
+def closed_by_peer(sock: socket.socket, within: float) -> bool:
+    """Whether the peer closes ``sock`` within ``within`` seconds (bytes it sends meanwhile are read and dropped)."""
+    end = time.monotonic() + within
+    while (left := end - time.monotonic()) > 0:
+        if not select.select([sock], [], [], left)[0]:
+            return False
+        try:
+            if not sock.recv(65536):
+                return True
+        except OSError:
+            return True
+    return False
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -170,11 +253,13 @@ def test_idle_client_is_dropped_and_reconnects_at_reset(thread_server: EnvServer
     assert env.step(1)[0].shape == (4,)
 
 
-def test_env_exception_reaches_the_client_with_the_server_traceback(thread_server: EnvServer) -> None:
+def test_invalid_discrete_action_is_refused_before_the_env(thread_server: EnvServer) -> None:
     env = RemoteEnv(*thread_server.address, timeout=5)
     env.reset(seed=0)
-    with pytest.raises(RemoteEnvError, match="raised"):
-        env.step(np.array([7]))  # CartPole rejects an invalid action
+    with pytest.raises(ValueError, match="outside Discrete") as refused:  # a RemoteActionError
+        env.step(np.array([7]))
+    assert isinstance(refused.value, RemoteEnvError)
+    assert env.step(1)[0].shape == (4,)  # the episode goes on
 
 
 def test_one_env_object_serves_one_client_at_a_time() -> None:
@@ -182,7 +267,8 @@ def test_one_env_object_serves_one_client_at_a_time() -> None:
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         assert srv.address[0] == "127.0.0.1"
-        a, b = RemoteEnv(*srv.address, timeout=5), RemoteEnv(*srv.address, timeout=5)
+        a = RemoteEnv(*srv.address, timeout=5)
+        b = RemoteEnv(*srv.address, timeout=5, reconnect_attempts=2, reconnect_delay=0.05)
         a.reset(seed=0)
         with pytest.raises(RemoteEnvError, match="busy"):
             b.reset(seed=0)

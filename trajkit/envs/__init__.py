@@ -1,7 +1,7 @@
 """Environment adapters, wrappers and remote (real) environments."""
 
 from trajkit.envs.gym_env import GymEnv, LegacyGymEnv, make_env, to_gymnasium_space
-from trajkit.envs.remote import EnvServer, RemoteEnv, RemoteEnvError, serve
+from trajkit.envs.remote import EnvServer, RemoteActionError, RemoteEnv, RemoteEnvError, RemoteProtocolError, serve
 from trajkit.envs.wrappers import AcInObEnv, C2DEnv, ObsNormEnv, RewInObEnv, RewNormEnv, SkillEnv
 
 __all__ = [
@@ -11,8 +11,10 @@ __all__ = [
     "GymEnv",
     "LegacyGymEnv",
     "ObsNormEnv",
+    "RemoteActionError",
     "RemoteEnv",
     "RemoteEnvError",
+    "RemoteProtocolError",
     "RewInObEnv",
     "RewNormEnv",
     "SkillEnv",
