@@ -233,3 +233,22 @@ def test_a_discrete_q_function_with_a_flat_output_is_named():
     flat.forward = lambda obs, acs=None: torch.zeros(obs.shape[0])  # type: ignore[method-assign]
     with pytest.raises(ValueError, match=r"qf must return \(4, num_actions\) Q-values, got shape \(4,\)"):
         dqn.train(**{**kw, "target_qf": flat})
+
+
+# ------------------------------------------------------------------ one vocabulary
+def test_train_arguments_use_one_vocabulary():
+    """Target networks are target_*, coefficients *_coef, prioritized exponents per_* (docs/concepts.md)."""
+    import inspect
+
+    from trajkit import lf
+
+    retired = {"targ_pol", "targ_qf", "targ_qf1", "targ_qf2", "ent_beta", "kl_beta", "kl_targ", "alpha", "beta"}
+    functions = [a.train for a in ALGOS] + [getattr(lf, n) for n in ("pg_clip", "pg_kl", "pg", "bellman", "sac", "dqn")]
+    functions += [tk.PrioritizedReplayBuffer.__init__, tk.PrioritizedReplayBuffer.sample]
+    for fn in functions:
+        names = set(inspect.signature(fn).parameters)
+        assert not names & retired, (fn.__qualname__, names & retired)
+    params = {n for a in ALGOS for n in inspect.signature(a.train).parameters}
+    vocabulary = {"target_pol", "target_qf", "target_qf1", "target_qf2", "ent_coef", "kl_coef", "target_kl", "per_beta"}
+    assert vocabulary <= params
+    assert "per_alpha" in inspect.signature(tk.PrioritizedReplayBuffer).parameters
