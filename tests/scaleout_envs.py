@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import trajkit as tk
@@ -31,14 +32,16 @@ class DiesOnceOnStep(tk.GymEnv):
 
 
 class HangsOnStep(tk.GymEnv):
-    """CartPole whose third step sleeps for a minute (a stuck driver)."""
+    """CartPole whose third step sleeps for a minute (a stuck driver); ``immune``: with SIGALRM blocked first."""
 
-    def __init__(self) -> None:
+    def __init__(self, immune: bool = False) -> None:
         super().__init__("CartPole-v1")
-        self.steps = 0
+        self.steps, self.immune = 0, immune
 
     def step(self, action):  # type: ignore[no-untyped-def]
         self.steps += 1
         if self.steps == 3:
+            if self.immune:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
             time.sleep(60)
         return super().step(action)

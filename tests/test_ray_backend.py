@@ -75,3 +75,12 @@ def test_a_hung_actor_times_out_with_where_it_hung() -> None:
     assert time.monotonic() - start < 5
     with pytest.raises(RuntimeError, match="closed"):
         sampler.sample(pol, max_steps=20)
+
+
+def test_an_actor_stuck_where_no_signal_reaches_ends_itself() -> None:
+    pol = _pol()
+    sampler = tk.EpiSampler(lambda: HangsOnStep(immune=True), pol, num_parallel=2, backend="ray", timeout=0.3)
+    start = time.monotonic()
+    with pytest.raises(tk.WorkerError, match="ray sampler worker . died while sampling"):
+        sampler.sample(pol, max_steps=20)
+    assert time.monotonic() - start < 10

@@ -10,13 +10,17 @@ the alarm warns and does nothing.
 A call stuck in native code that never returns to Python cannot be interrupted by a
 signal, so a worker process also reports progress to the parent (a heartbeat at most
 every :func:`beat_interval` seconds, sent between calls); the parent kills a worker
-that stays silent for :func:`silence_limit` seconds.
+that stays silent for :func:`silence_limit` seconds. A Ray actor has no channel for
+heartbeats: a :class:`StallWatchdog` thread in it ends its process instead (which the
+parent sees as a dead actor); it cannot help when native code holds the GIL.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -165,3 +169,50 @@ class CallAlarm:
         raise SamplerTimeout(
             f"{call} of env {env} at step {step} of its episode did not return within timeout={self.timeout}s"
         )
+
+
+class StallWatchdog:
+    """Ends this process when a request goes without heartbeats for its limit (a Ray actor's backstop).
+
+    ``start(limit)`` before a request, ``beat()`` on each heartbeat, ``stop()`` after.
+    A daemon thread sleeps until the deadline (on a condition: no polling) and, if no
+    beat came meanwhile, writes why to stderr and exits the process with code 70.
+    """
+
+    EXIT_CODE = 70
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._limit: float | None = None
+        self._last = 0.0
+        threading.Thread(target=self._watch, name="trajkit-stall-watchdog", daemon=True).start()
+
+    def start(self, limit: float | None) -> None:
+        with self._cond:
+            self._limit, self._last = limit, time.monotonic()
+            self._cond.notify()
+
+    def beat(self) -> None:
+        self._last = time.monotonic()  # one float store: no lock needed under the GIL
+
+    def stop(self) -> None:
+        with self._cond:
+            self._limit = None
+
+    def _watch(self) -> None:
+        with self._cond:
+            while True:
+                limit = self._limit
+                if limit is None:
+                    self._cond.wait()
+                    continue
+                left = self._last + limit - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                sys.stderr.write(
+                    f"trajkit sampler worker (pid {os.getpid()}): no progress for {limit:.3g}s, stuck where its "
+                    "timeout cannot interrupt it (native code ignoring signals?); exiting\n"
+                )
+                sys.stderr.flush()
+                os._exit(self.EXIT_CODE)

@@ -139,7 +139,8 @@ class EpiSampler:
             Enforced with ``SIGALRM`` where the rollout runs, so the in-process sampler
             enforces it only on the main thread (elsewhere it warns); a worker process
             stuck where no signal reaches (native code) is killed by the parent once it
-            has sent nothing for ``timeout`` plus a few seconds.
+            has sent nothing for ``timeout`` plus a few seconds (a Ray actor ends itself
+            then, reported as a dead actor). See ``docs/samplers.md``.
 
     Use it as a context manager, or call :meth:`close`.
     """

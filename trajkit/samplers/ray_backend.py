@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from trajkit.samplers._timeout import SamplerTimeout
+from trajkit.samplers._timeout import SamplerTimeout, StallWatchdog, silence_limit
 from trajkit.samplers._worker import serve_one
 from trajkit.samplers.process_backend import WorkerError, unpickle_reply
 
@@ -36,10 +36,19 @@ class _SamplerActor:
 
     def __init__(self) -> None:
         self.state: dict[str, Any] = {}
+        self.watchdog = StallWatchdog()
 
-    def handle(self, data: bytes) -> bytes:
-        """Answer one pickled request exactly like a worker process does."""
-        out = serve_one(self.state, data)
+    def handle(self, data: bytes, limit: float | None = None) -> bytes:
+        """Answer one pickled request exactly like a worker process does.
+
+        ``limit``: seconds without a heartbeat after which the actor's process exits
+        (None: no limit); heartbeats come between env calls while sampling.
+        """
+        self.watchdog.start(limit)
+        try:
+            out = serve_one(self.state, data, self.watchdog.beat)
+        finally:
+            self.watchdog.stop()
         return pickle.dumps(("ok", None)) if out is None else out
 
     def pid(self) -> int:
@@ -94,7 +103,7 @@ class RayPool:
             for i, msg in msgs.items():
                 if msg[0] in ("init", "set_pol"):
                     self._replay[i][msg[0]] = msg
-            pending = {self._actors[i].handle.remote(pickled[id(msg)]): i for i, msg in msgs.items()}
+            pending = {self._actors[i].handle.remote(pickled[id(m)], _stall_limit(m)): i for i, m in msgs.items()}
             return self._gather(pending, {i: pickled[id(m)] for i, m in msgs.items()}, timeout, what)
         except BaseException:
             self.abort()
@@ -121,7 +130,7 @@ class RayPool:
             except ray.exceptions.RayActorError as e:
                 if self._restarts_left <= 0:
                     raise WorkerError(f"ray sampler worker {i} died while {what}: {e}") from None
-                pending[self._restart(i, what, e).handle.remote(data[i])] = i
+                pending[self._restart(i, what, e).handle.remote(data[i], _stall_limit(pickle.loads(data[i])))] = i
                 continue
             results[i] = unpickle_reply(reply, i, what)
         return results
@@ -153,3 +162,8 @@ class RayPool:
                 self._ray.kill(actor, no_restart=True)
             except Exception:  # noqa: BLE001 - an already dead actor is fine
                 pass
+
+
+def _stall_limit(msg: tuple) -> float | None:
+    """The actor's own silence limit for request ``msg``: for a sample with a timeout, :func:`silence_limit`."""
+    return silence_limit(msg[5]) if msg[0] == "sample" else None
