@@ -52,8 +52,11 @@ def check_timeout(name: str, timeout: object) -> float | None:
 
 
 def grace(timeout: float) -> float:
-    """Extra seconds the parent waits past ``timeout`` for a worker's own timeout report."""
-    return min(timeout, 5.0)
+    """Extra seconds the parent waits past ``timeout`` for a worker's own timeout report (1 to 5 s).
+
+    At least 1 s: a worker also goes quiet while it pickles a large reply.
+    """
+    return max(1.0, min(timeout, 5.0))
 
 
 def beat_interval(timeout: float) -> float:

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from trajkit.checks import check_int
-from trajkit.envs.gym_env import GymEnv, import_registering_module
+from trajkit.envs.gym_env import GymEnv
+from trajkit.samplers._shipping import shippable_env
 from trajkit.samplers._state import check_sampler_state
 from trajkit.samplers._timeout import (
     DEFAULT_TIMEOUT,
@@ -39,63 +40,6 @@ def _seeds(seed: int, n: int, num_envs: int = 1) -> list[tuple[list[int], int]]:
         words = [int(w) for w in child.generate_state(num_envs + 1, dtype=np.uint32)]
         out.append((words[:num_envs], words[num_envs]))
     return out
-
-
-def _shippable_env(env: Any) -> Any:
-    """A picklable recipe from which a worker (or a vectorized rollout) builds its env copies.
-
-    A GymEnv made from an id is re-made from that id and its kwargs. Any other env object
-    is cloudpickled (an exact copy, wrappers included) and unpickled once per copy; if it
-    does not pickle (Bullet envs hold a physics connection) but ``gymnasium.make`` can
-    rebuild it from its spec, wrappers included, it is re-made from the spec. Ids and
-    factories are shipped as they are.
-    """
-    make_args = getattr(env, "make_args", None)
-    if isinstance(env, GymEnv) and make_args is not None:
-        return _SpecFactory(make_args[0], dict(make_args[1]))
-    if not (isinstance(env, gym.Env) or (hasattr(env, "step") and hasattr(env, "reset"))):
-        return env
-    try:
-        return _PickledEnvFactory(cloudpickle.dumps(env))
-    except Exception as e:
-        spec = getattr(env, "spec", None)
-        if spec is None or not spec.id or any(w.kwargs is None for w in spec.additional_wrappers):
-            raise TypeError(
-                f"cannot ship {env!r} to sampler workers: it does not pickle ({type(e).__name__}: {e}) and "
-                "gymnasium cannot re-make it from its spec; pass an env id or a zero-argument factory"
-            ) from e
-        return _GymSpecFactory(spec)
-
-
-class _SpecFactory:
-    """Re-creates a registered env in a worker from its id and make() kwargs."""
-
-    def __init__(self, env_id: str, kwargs: dict[str, Any]) -> None:
-        self.env_id, self.kwargs = env_id, kwargs
-
-    def __call__(self) -> GymEnv:
-        return GymEnv(self.env_id, **self.kwargs)
-
-
-class _GymSpecFactory:
-    """Re-makes an env with ``gymnasium.make(spec)`` (registered id, kwargs and recorded wrappers)."""
-
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
-
-    def __call__(self) -> GymEnv:
-        import_registering_module(self.spec.id)
-        return GymEnv(gym.make(self.spec))
-
-
-class _PickledEnvFactory:
-    """Builds independent copies of one env object by unpickling it once per copy."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __call__(self) -> Any:
-        return cloudpickle.loads(self.data)
 
 
 BACKENDS = ("process", "ray")
@@ -184,7 +128,7 @@ class EpiSampler:
         self._owns_env = not isinstance(env, GymEnv | gym.Env) or num_envs_per_worker > 1
         if num_parallel <= 1:
             # one env: the caller's object itself; several: copies (the caller's object is not used)
-            spec = env if num_envs_per_worker == 1 else _shippable_env(env)
+            spec = env if num_envs_per_worker == 1 else shippable_env(env)
             envs = build_envs(spec, num_envs_per_worker)
             self._local: Rollout | None = Rollout(envs, pol, *seeds[0])
             warn_cannot_alarm(self.timeout, "by an in-process sampler used off the main thread")
@@ -214,7 +158,7 @@ class EpiSampler:
         else:
             self._pool = ProcessPool(len(seeds))
         pol_cpu = copy.deepcopy(pol).cpu()
-        shipped = _shippable_env(env)
+        shipped = shippable_env(env)
         msgs = {}
         for i, (env_seeds, torch_seed) in enumerate(seeds):
             payload = cloudpickle.dumps(
