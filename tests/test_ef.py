@@ -270,18 +270,18 @@ def test_compute_pris_matches_reference(specs, seed, gamma):
     def qf(obs, acs):
         return torch.cat([obs, acs], -1) @ w_q
 
-    def targ_qf(obs, acs):
+    def target_qf(obs, acs):
         return torch.cat([obs, acs], -1) @ w_q_targ
 
-    def targ_pol(obs):
+    def target_pol(obs):
         return torch.tanh(obs[:, :2])
 
-    out = ef.compute_pris(traj, qf, targ_qf, targ_pol, gamma, eps=1e-6)
+    out = ef.compute_pris(traj, qf, target_qf, target_pol, gamma, eps=1e-6)
     expected = []
     for i in range(traj.num_step):
         s, a, r = traj["obs"][i], traj["acs"][i], float(traj["rews"][i])
         s2, done = traj["next_obs"][i], float(traj["terminals"][i])
-        q_next = float(targ_qf(s2[None], targ_pol(s2[None])))
+        q_next = float(target_qf(s2[None], target_pol(s2[None])))
         expected.append(abs(r + gamma * (1 - done) * q_next - float(qf(s[None], a[None]))) + 1e-6)
     close(out["pris"], np.array(expected))
 

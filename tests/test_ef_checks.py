@@ -134,7 +134,7 @@ def test_compute_pris_refuses_q_values_of_the_wrong_shape():
 
     with pytest.raises(ValueError, match=r"qf returned values of shape \(7, 2\)"):
         ef.compute_pris(traj, wide_q, q, first_two, 0.9)
-    with pytest.raises(ValueError, match=r"targ_qf returned values of shape \(7, 2\)"):
+    with pytest.raises(ValueError, match=r"target_qf returned values of shape \(7, 2\)"):
         ef.compute_pris(traj, q, wide_q, first_two, 0.9)
 
 

@@ -24,7 +24,7 @@ PRODUCERS: dict[str, str] = {
     "nstep_rets": "ef.compute_nstep_rets(traj, gamma, n)",
     "nstep_next_obs": "ef.compute_nstep_rets(traj, gamma, n)",
     "nstep_discounts": "ef.compute_nstep_rets(traj, gamma, n)",
-    "pris": "ef.compute_pris(traj, qf, targ_qf, targ_pol, gamma)",
+    "pris": "ef.compute_pris(traj, qf, target_qf, target_pol, gamma)",
 }
 
 #: episode columns (``(E, ...)``) by name; every other name is a step column

@@ -210,17 +210,17 @@ def compute_nstep_rets(traj: Traj, gamma: float, n: int) -> Traj:
 def compute_pris(
     traj: Traj,
     qf: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    targ_qf: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    targ_pol: Callable[[torch.Tensor], torch.Tensor],
+    target_qf: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    target_pol: Callable[[torch.Tensor], torch.Tensor],
     gamma: float,
     eps: float = 1e-6,
 ) -> Traj:
     """Add ``pris: (N,)``, TD-error priorities ``|r + gamma (1 - terminal) Q'(s', pi'(s')) - Q(s, a)| + eps``.
 
     Args:
-        qf, targ_qf: map ``(B, *obs_shape), (B, *ac_shape)`` to ``(B,)`` or ``(B, 1)`` Q-values.
-        targ_pol: maps ``(B, *obs_shape)`` observations to ``(B, *ac_shape)`` actions
-            (for example ``lambda obs: targ_pol.pd.mode(targ_pol(obs))``).
+        qf, target_qf: map ``(B, *obs_shape), (B, *ac_shape)`` to ``(B,)`` or ``(B, 1)`` Q-values.
+        target_pol: maps ``(B, *obs_shape)`` observations to ``(B, *ac_shape)`` actions
+            (for example ``lambda obs: target_pol.pd.mode(target_pol(obs))``).
         gamma: discount in ``[0, 1]``.
         eps: added to every priority, a finite number ``>= 0``.
     Needs ``next_obs`` and ``terminals`` from :func:`add_next_obs`. An empty Traj gives
@@ -236,7 +236,7 @@ def compute_pris(
     with torch.no_grad():
         obs, acs = traj["obs"], traj["acs"]
         next_obs, terminals = traj["next_obs"], traj["terminals"]
-        q_next = _values(targ_qf(next_obs, targ_pol(next_obs)), b, "targ_qf", "compute_pris")
+        q_next = _values(target_qf(next_obs, target_pol(next_obs)), b, "target_qf", "compute_pris")
         q = _values(qf(obs, acs), b, "qf", "compute_pris")
         pris = (rews + gamma * (1.0 - terminals) * q_next - q).abs() + eps
     return traj.with_columns(pris=pris)
