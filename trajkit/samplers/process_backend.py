@@ -121,10 +121,15 @@ class ProcessPool:
             if not ready:
                 now = time.monotonic()
                 silent = sorted(i for i in pending.values() if now - heard[i] >= limit)  # type: ignore[operator]
+                stuck = (
+                    " (no reply, no heartbeat): stuck where their own timeout cannot interrupt them, "
+                    "e.g. native code ignoring signals"
+                    if what == "sampling"
+                    else ""
+                )
                 raise SamplerTimeout(
-                    f"sampler worker(s) {silent} sent nothing (no reply, no heartbeat) for {limit:.3g}s while "
-                    f"{what}: stuck where their own timeout cannot interrupt them (native code ignoring "
-                    f"signals?); all workers were killed and the sampler is closed"
+                    f"sampler worker(s) {silent} sent nothing for {limit:.3g}s while {what}{stuck}; "
+                    "all workers were killed and the sampler is closed"
                 )
             for ready_conn in ready:
                 conn = cast(Connection, ready_conn)
