@@ -115,17 +115,14 @@ def _adam(modules: Sequence[nn.Module], lr: float) -> torch.optim.Adam:
 def on_policy_pol(
     ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[int], norm: ObsNormalizer | None
 ) -> BasePol:
-    """A categorical, multi-categorical or Gaussian MLP policy, by action space (small last layer)."""
-    in_dim = flat_dim(ob_space)
+    """A categorical, multi-categorical or Gaussian MLP policy, by action space (the classes' ``for_env``)."""
+    spaces = (ob_space, ac_space)
     if isinstance(ac_space, gym.spaces.Discrete):
-        net = nets.mlp(in_dim, int(ac_space.n), hidden, out_gain=0.01)
-        return CategoricalPol(ob_space, ac_space, net, obs_normalizer=norm)
+        return CategoricalPol.for_env(spaces, hidden=hidden, obs_normalizer=norm)
     if isinstance(ac_space, gym.spaces.MultiDiscrete):
-        net = nets.mlp(in_dim, int(ac_space.nvec.sum()), hidden, out_gain=0.01)
-        return MultiCategoricalPol(ob_space, ac_space, net, obs_normalizer=norm)
+        return MultiCategoricalPol.for_env(spaces, hidden=hidden, obs_normalizer=norm)
     if isinstance(ac_space, gym.spaces.Box):
-        net = nets.mlp(in_dim, flat_dim(ac_space), hidden, out_gain=0.01)
-        return GaussianPol(ob_space, ac_space, net, obs_normalizer=norm)
+        return GaussianPol.for_env(spaces, hidden=hidden, obs_normalizer=norm)
     raise ConfigError(f"no on-policy policy for action space {ac_space}")
 
 
@@ -142,8 +139,7 @@ def make_pol_vf(
     ob_space, ac_space = env.observation_space, env.action_space
     norm = ObsNormalizer(ob_space.shape or ()) if obs_norm else None
     pol = on_policy_pol(ob_space, ac_space, hidden, norm)
-    vf = DeterministicSVfunc(ob_space, nets.mlp(flat_dim(ob_space), 1, hidden), obs_normalizer=norm)
-    return pol, vf
+    return pol, DeterministicSVfunc.for_env(ob_space, hidden=hidden, obs_normalizer=norm)
 
 
 def build_on_policy(cfg: OnPolicyConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
@@ -173,8 +169,7 @@ def _box(space: gym.Space, algo: str) -> gym.spaces.Box:
 
 def _twin_qfs(cfg: OffPolicyConfig, ob_space: gym.Space, ac_space: gym.Space) -> dict[str, Any]:
     """Two Q-functions ``Q(s, a)``, their targets, one optimizer over both."""
-    od, ad = flat_dim(ob_space), flat_dim(ac_space)
-    qf1, qf2 = (DeterministicSAVfunc(ob_space, ac_space, _relu_mlp(od + ad, 1, cfg.hidden)) for _ in range(2))
+    qf1, qf2 = (DeterministicSAVfunc.for_env((ob_space, ac_space), hidden=cfg.hidden) for _ in range(2))
     return {
         "qf1": qf1,
         "qf2": qf2,
@@ -191,7 +186,7 @@ def _optims(args: dict[str, Any]) -> list[torch.optim.Optimizer]:
 def build_sac(cfg: SACConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """SAC: a tanh-squashed Gaussian actor, twin critics with targets, a learned temperature."""
     ac_space = _box(ac_space, "sac")
-    pol = SquashedGaussianPol(ob_space, ac_space, _relu_mlp(flat_dim(ob_space), 2 * flat_dim(ac_space), cfg.hidden))
+    pol = SquashedGaussianPol.for_env((ob_space, ac_space), hidden=cfg.hidden)
     temperature = Temperature()
     args = {
         "pol": pol,
@@ -208,12 +203,11 @@ def _actor_critic(
     cfg: OffPolicyConfig, noise: ActionNoise, twin: bool, ob_space: gym.Space, ac_space: gym.spaces.Box
 ) -> Models:
     """A deterministic actor with exploration noise, one or two critics, targets of all (TD3, DDPG)."""
-    od, ad = flat_dim(ob_space), flat_dim(ac_space)
-    pol = DeterministicPol(ob_space, ac_space, _relu_mlp(od, ad, cfg.hidden))
+    pol = DeterministicPol.for_env((ob_space, ac_space), hidden=cfg.hidden)
     if twin:
         critics = _twin_qfs(cfg, ob_space, ac_space)
     else:
-        qf = DeterministicSAVfunc(ob_space, ac_space, _relu_mlp(od + ad, 1, cfg.hidden))
+        qf = DeterministicSAVfunc.for_env((ob_space, ac_space), hidden=cfg.hidden)
         critics = {"qf": qf, "target_qf": copy.deepcopy(qf), "optim_qf": _adam([qf], cfg.lr)}
     args = {"pol": pol, "target_pol": copy.deepcopy(pol), **critics, "optim_pol": _adam([pol], cfg.lr)}
     explore = DeterministicActionNoisePol(pol, noise)
