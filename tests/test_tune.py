@@ -71,3 +71,10 @@ def test_tune_survives_a_real_kill(tmp_path: Path) -> None:
     finished = [t for t in _trials(tmp_path) if t.state.is_finished()]  # type: ignore[attr-defined]
     assert sum(t.state != optuna.trial.TrialState.FAIL for t in finished) == 4  # type: ignore[attr-defined]
     assert load_config_file(tmp_path / BEST_FILE).algo == "ppo"
+
+
+def test_a_resumed_search_makes_new_suggestions(tmp_path: Path) -> None:
+    tune("ppo", "CartPole-v1", trials=1, steps=128, logdir=tmp_path, eval_every=128, eval_episodes=1, overrides=TINY)
+    tune("ppo", "CartPole-v1", trials=2, steps=128, logdir=tmp_path, eval_every=128, eval_episodes=1, overrides=TINY)
+    first, second = (t.params for t in _trials(tmp_path))  # type: ignore[attr-defined]
+    assert first != second

@@ -38,6 +38,9 @@ _EXPORTS: dict[str, str] = {
     "GymEnv": "trajkit.envs",
     "EpiSampler": "trajkit.samplers",
     "WorkerError": "trajkit.samplers",
+    "SamplerTimeout": "trajkit.samplers",
+    "NonFiniteActionError": "trajkit.samplers",
+    "EpisodeStats": "trajkit.episode_stats",
     "MissingColumnError": "trajkit.traj",
     "Traj": "trajkit.traj",
     "concat": "trajkit.traj",
@@ -66,7 +69,8 @@ if TYPE_CHECKING:
         SquashedGaussianPol,
     )
     from trajkit.run.models import make_pol_vf
-    from trajkit.samplers import EpiSampler, WorkerError
+    from trajkit.episode_stats import EpisodeStats
+    from trajkit.samplers import EpiSampler, NonFiniteActionError, SamplerTimeout, WorkerError
     from trajkit.traj import MissingColumnError, Traj, concat
     from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
 
@@ -96,17 +100,20 @@ __all__ = [
     "DeterministicSVfunc",
     "DiscreteQfunc",
     "EpiSampler",
+    "EpisodeStats",
     "GaussianActionNoise",
     "GaussianPol",
     "GymEnv",
     "MissingColumnError",
     "MultiCategoricalPol",
+    "NonFiniteActionError",
     "OUActionNoise",
     "ObsNormalizer",
     "PrioritizedReplayBuffer",
     "RandomPol",
     "ReplayBuffer",
     "RunningNormalizer",
+    "SamplerTimeout",
     "SquashedGaussianPol",
     "Traj",
     "WorkerError",
@@ -114,12 +121,12 @@ __all__ = [
     "concat",
     "ef",
     "envs",
-    "evaluation",
     "evaluate",
+    "evaluation",
     "io",
     "lf",
-    "make_pol_vf",
     "load_traj",
+    "make_pol_vf",
     "nets",
     "pds",
     "pols",

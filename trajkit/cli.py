@@ -50,7 +50,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="K",
                    help="checkpoint every K iterations, and always at the end (default: 10)")
     p.add_argument("--timeout", type=float, default=None,
-                   help="seconds one sampling call may take before the run stops (default: 600)")
+                   help="seconds any env reset/step or policy forward may take before the run stops "
+                   "(default: 300; 0: no limit)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, typed by its field (e.g. lr=1e-3, hidden=32,32, target_kl=none)")
 

@@ -54,9 +54,10 @@ class RunSettings:
     )
     eval_episodes: int = hp("episodes per evaluation (seeds kept apart from training)", default=10, **COUNT)
     timeout: float | None = hp(
-        "seconds one sampling call may take before the run stops with an error (none: no limit)",
-        default=600.0,
-        **POS,
+        "seconds any single env reset, env step or policy forward may take before the run stops with "
+        "an error (none: the sampler's default, 300; 0: no limit)",
+        default=None,
+        **NONNEG,
     )
 
     def check(self) -> None:

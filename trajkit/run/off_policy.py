@@ -25,7 +25,7 @@ from trajkit.run.config import EpsilonGreedy, OffPolicyConfig
 from trajkit.run.models import Models
 from trajkit.run.on_policy import completed_epis, lr_fraction, set_lrs
 from trajkit.run.registry import algorithm
-from trajkit.run.session import RunOutcome, Session
+from trajkit.run.session import RunOutcome, Session, sampler_timeout
 from trajkit.samplers import EpiSampler
 from trajkit.traj import Traj
 
@@ -67,8 +67,8 @@ def target_steps(cfg: OffPolicyConfig) -> int:
 
 def _sample(sampler: EpiSampler, pol: nn.Module, cfg: OffPolicyConfig) -> list[dict[str, Any]]:
     if cfg.epis_per_iter > 0:
-        return sampler.sample(pol, max_epis=cfg.epis_per_iter, timeout=cfg.timeout)
-    return sampler.sample(pol, max_steps=cfg.steps_per_iter, timeout=cfg.timeout)
+        return sampler.sample(pol, max_epis=cfg.epis_per_iter)
+    return sampler.sample(pol, max_steps=cfg.steps_per_iter)
 
 
 def run_off_policy(cfg: OffPolicyConfig, models: Models, session: Session) -> RunOutcome:
@@ -79,7 +79,8 @@ def run_off_policy(cfg: OffPolicyConfig, models: Models, session: Session) -> Ru
     gen = torch.Generator().manual_seed(cfg.seed)  # minibatch indices are drawn on the CPU
     target = target_steps(cfg)
     record: dict[str, float] = {}
-    with EpiSampler(cfg.env, models.explore_pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
+    with EpiSampler(cfg.env, models.explore_pol, num_parallel=cfg.num_parallel, seed=cfg.seed,
+                    timeout=sampler_timeout(cfg)) as sampler:
         entries = {**models.checkpoint, "buffer": buf, "generator": gen, "sampler": sampler}
         session.restore(entries)
         c = session.counters

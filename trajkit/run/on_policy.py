@@ -18,7 +18,7 @@ from trajkit import ef
 from trajkit.run.config import OnPolicyConfig
 from trajkit.run.models import Models
 from trajkit.run.registry import algorithm
-from trajkit.run.session import RunOutcome, Session
+from trajkit.run.session import RunOutcome, Session, sampler_timeout
 from trajkit.samplers import EpiSampler
 from trajkit.traj import Traj
 
@@ -59,7 +59,8 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
     spi = cfg.steps_per_iter
     total_iters = max(1, math.ceil(cfg.steps / spi))
     record: dict[str, float] = {}
-    with EpiSampler(cfg.env, models.pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
+    with EpiSampler(cfg.env, models.pol, num_parallel=cfg.num_parallel, seed=cfg.seed,
+                    timeout=sampler_timeout(cfg)) as sampler:
         entries = {**models.checkpoint, "generator": gen, "sampler": sampler}
         session.restore(entries)
         c = session.counters
@@ -67,7 +68,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
             while c["iteration"] < total_iters:
                 frac = lr_fraction(c["env_steps"], cfg.lr_decay_steps)
                 set_lrs(optims, base_lrs, frac)
-                epis = sampler.sample(models.pol, max_steps=spi, timeout=cfg.timeout)
+                epis = sampler.sample(models.pol, max_steps=spi)
                 traj = Traj.from_epis(epis, device=device)
                 if models.obs_normalizer is not None:
                     models.obs_normalizer.update(traj["obs"])

@@ -27,6 +27,7 @@ from trajkit.logger import Logger, ProgressBar
 from trajkit.run.config import RunSettings
 from trajkit.run.fields import ConfigError
 from trajkit.run.presets import to_values
+from trajkit.samplers import DEFAULT_TIMEOUT
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
@@ -53,6 +54,13 @@ class RunOutcome:
     def eval_mean(self) -> float:
         """Mean undiscounted return of the final deterministic evaluation."""
         return float(np.mean(self.eval_returns))
+
+
+def sampler_timeout(cfg: RunSettings) -> float | None:
+    """The ``EpiSampler`` timeout of ``cfg``: its default for none, no limit for 0."""
+    if cfg.timeout is None:
+        return DEFAULT_TIMEOUT
+    return None if cfg.timeout == 0 else cfg.timeout
 
 
 def seed_everything(seed: int) -> None:

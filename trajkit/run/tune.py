@@ -4,7 +4,7 @@ Each trial resolves the algorithm's preset for the env, samples the preset's ``s
 block, and trains into ``LOGDIR/trial_N`` with evaluations every ``eval_every`` env steps,
 reported to Optuna so its median pruner can stop poor trials early. The study lives in
 ``LOGDIR/study.db`` (SQLite), so a killed search resumes where it stopped (a trial that
-was running when it was killed is marked failed and run again as a new trial), and the
+was running when it was killed is marked failed and run again as a new trial, with fresh suggestions), and the
 best trial's full config is written to ``LOGDIR/best.yaml``, which ``trajkit train
 --config`` accepts.
 """
@@ -101,16 +101,20 @@ def tune(
         storage=f"sqlite:///{root / STUDY_FILE}",
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=every),
     )
     _fail_stale(study, optuna)
+    # a resumed search must not replay the suggestions it already made: the sampler's seed
+    # moves on with the trials stored (a fresh search and a resumed one are each reproducible)
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)))
 
     def objective(trial: Any) -> float:
         cfg = resolve(algo, env, {**base, **suggest_values(trial, space)}, steps=steps, seed=seed,
                       eval_every=every, eval_episodes=eval_episodes)
 
         def report(env_steps: int, mean: float) -> None:
+            if env_steps >= cfg.steps:  # the final evaluation is the objective, never a reason to prune
+                return
             trial.report(mean, env_steps)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at {env_steps} env steps (mean return {mean:.1f})")
