@@ -72,7 +72,7 @@ def test_resume_with_different_settings_is_refused(tmp_path: Path) -> None:
     _spec(tmp_path, 200, 1)
     before = (tmp_path / "config.json").read_text()
     with pytest.raises(ConfigError, match="lr"):
-        _spec(tmp_path, 400, 1, resume=True, lr=1e-3)
+        _spec(tmp_path, 400, 1, resume=True, lr=5e-4)
     assert (tmp_path / "config.json").read_text() == before  # the refused settings were not written
     with pytest.raises(ConfigError, match="--resume"):
         _spec(tmp_path, 400, 1)

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from trajkit import algos, ef, envs, evaluation, io, lf, nets, pds, pols, run, samplers, vfuncs
     from trajkit.buffers import PrioritizedReplayBuffer, ReplayBuffer
     from trajkit.envs import GymEnv
+    from trajkit.episode_stats import EpisodeStats
     from trajkit.evaluation import evaluate
     from trajkit.io import load_traj, save_traj
     from trajkit.noise import DeterministicActionNoisePol, GaussianActionNoise, OUActionNoise
@@ -69,7 +70,6 @@ if TYPE_CHECKING:
         SquashedGaussianPol,
     )
     from trajkit.run.models import make_pol_vf
-    from trajkit.episode_stats import EpisodeStats
     from trajkit.samplers import EpiSampler, NonFiniteActionError, SamplerTimeout, WorkerError
     from trajkit.traj import MissingColumnError, Traj, concat
     from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
