@@ -143,3 +143,16 @@ def test_version_module_entry_point_and_fast_help() -> None:
                          check=True)
     assert time.perf_counter() - start < 1.5  # no torch import (about 0.3 s on the 2-core CI machine)
     assert "tuned presets" in out.stdout and "CartPole-v1" in out.stdout
+
+
+def test_one_evaluator_with_one_default_seed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import trajkit as tk
+    from trajkit.run.evaluate import load_policy
+
+    logdir = tmp_path / "r"
+    assert _train("ppo", "--env", "CartPole-v1", "--logdir", str(logdir), *TINY) == 0
+    capsys.readouterr()
+    assert cli.main(["eval", str(logdir), "--episodes", "3", "--json"]) == 0
+    via_command = json.loads(capsys.readouterr().out)["returns"]
+    pol, _ = load_policy(logdir)
+    assert list(tk.evaluate("CartPole-v1", pol, num_epis=3)) == via_command  # same defaults, same episodes

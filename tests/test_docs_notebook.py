@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # 15 s: CI runs it in the slow tier
 def test_docs_build_without_warnings(tmp_path: Path) -> None:
     pytest.importorskip("sphinx")
     pytest.importorskip("myst_parser")
@@ -33,6 +34,7 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
     assert (tmp_path / "html" / "api.html").exists()
 
 
+@pytest.mark.slow  # 7 s: CI runs it in the slow tier
 def test_quickstart_notebook_executes(tmp_path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

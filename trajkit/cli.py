@@ -255,10 +255,17 @@ COMMANDS = {"train": cmd_train, "config": cmd_config, "tune": cmd_tune, "eval": 
 
 
 def _is_user_error(e: BaseException) -> bool:
-    """Errors a user fixes by changing the command (one line, no traceback), not bugs."""
+    """Errors a user fixes by changing the command or its files (one line, no traceback), not bugs."""
     if isinstance(e, (ConfigError, FileNotFoundError, FileExistsError, ImportError, TimeoutError)):
         return True
-    return type(e).__module__.startswith(("gymnasium.error", "trajkit.checkpoint"))
+    if type(e).__module__.startswith("gymnasium.error"):
+        return True
+    if "trajkit.checkpoint" in sys.modules or "trajkit.io" in sys.modules:  # loaded only if a command used them
+        from trajkit.checkpoint import CheckpointError
+        from trajkit.io import TrajFileError
+
+        return isinstance(e, (CheckpointError, TrajFileError))
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
