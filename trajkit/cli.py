@@ -256,7 +256,7 @@ COMMANDS = {"train": cmd_train, "config": cmd_config, "tune": cmd_tune, "eval": 
 
 def _is_user_error(e: BaseException) -> bool:
     """Errors a user fixes by changing the command or its files (one line, no traceback), not bugs."""
-    if isinstance(e, (ConfigError, FileNotFoundError, FileExistsError, ImportError, TimeoutError)):
+    if isinstance(e, (ConfigError, OSError, ImportError, TimeoutError)):  # OSError: files, directories
         return True
     if type(e).__module__.startswith("gymnasium.error"):
         return True

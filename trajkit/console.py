@@ -11,6 +11,8 @@ get every key.
 
 from __future__ import annotations
 
+import warnings
+
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -162,6 +164,11 @@ class ConsoleTable:
     def row(self, record: Mapping[str, float]) -> None:
         """Print ``record`` (with a header first when the columns change or it is due)."""
         cols = select_columns(record, self.columns, self.width)
+        if self._n_rows == 0 and isinstance(self.columns, list | tuple):
+            missing = [k for k in self.columns if k not in record]
+            if missing:  # a typo would otherwise just print an empty table
+                warnings.warn(f"console columns {missing} are not in the record (yet); it has {sorted(record)}",
+                              stacklevel=3)
         if self._n_rows == 0 and self.note:
             self.write(self.note)
         if cols != self._cols or self._n_rows % self.header_every == 0:

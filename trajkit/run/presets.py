@@ -139,6 +139,8 @@ def load_config_file(path: str | Path, overrides: Mapping[str, Any] | None = Non
     repeats exactly).
     """
     p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--config {p}: no such file" + (" (it is a directory)" if p.is_dir() else ""))
     try:
         values = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

@@ -85,6 +85,8 @@ def tune(
     ``eval_every`` (default ``steps // 4``) sets how often a trial is evaluated and may be
     pruned; the objective is the mean return of the last evaluation.
     """
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"trials must be a positive integer, got {trials!r}")
     optuna = _import_optuna()
     from trajkit.run.runner import train
 
