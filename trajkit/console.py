@@ -11,10 +11,9 @@ get every key.
 
 from __future__ import annotations
 
-import warnings
-
 import math
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TextIO
