@@ -39,7 +39,7 @@ def run_trajkit(algo: str, seed: int, hidden: list[int] | None, out: str, steps:
     mod, env, default_steps, _ = SUITE[algo]
     steps = steps or default_steps
     argv = ["--seed", str(seed), "--env", env, "--steps", str(steps), "--no-progress",
-            "--logdir", os.path.join(out, f"{algo}_s{seed}")]
+            "--logdir", os.path.join(out, f"{algo}_s{seed}"), "--overwrite"]
     if hidden:
         argv += ["--hp", "hidden=" + ",".join(map(str, hidden))]
     return mod.run(*mod.parse_args(argv))["eval_mean"]

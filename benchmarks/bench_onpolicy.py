@@ -38,7 +38,8 @@ def main() -> None:
         module, extra = SCRIPTS[algo]
         for seed in args.seeds:
             run_args = module.parse_args([*extra, "--env", args.env, "--seed", str(seed), "--steps", str(args.steps),
-                                          "--no-progress", "--logdir", f"runs/bench_onpolicy/{algo}_s{seed}"])
+                                          "--no-progress", "--overwrite",
+                                          "--logdir", f"runs/bench_onpolicy/{algo}_s{seed}"])
             rows.append((algo, seed, module.run(*run_args)))
     print(f"\n{'algo':<7} {'seed':>4} {'steps':>7} {'eval mean':>10} {'eval std':>9} {'train s':>8}")
     for algo, seed, r in rows:

@@ -27,7 +27,7 @@ import run_ppo  # noqa: E402
 
 def run_trajkit(seed: int, steps: int) -> dict[str, float]:
     args, cfg = run_ppo.parse_args(["--seed", str(seed), "--steps", str(steps), "--no-progress",
-                                    "--logdir", f"runs/bench_ppo/trajkit_s{seed}"])
+                                    "--logdir", f"runs/bench_ppo/trajkit_s{seed}", "--overwrite"])
     return run_ppo.run(args, cfg)
 
 

@@ -17,6 +17,7 @@ import torch
 from trajkit.checkpoint import save_checkpoint
 from trajkit.run import RunSettings, resolve, to_values
 from trajkit.run.presets import parse_overrides
+from trajkit.run.session import check_logdir, clear_run_files
 
 
 def parse_run_args(
@@ -34,13 +35,18 @@ def parse_run_args(
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="override a preset setting")
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--eval-epis", type=int, default=10)
-    p.add_argument("--logdir", default=f"runs/{algo}", help="progress.csv, tb/ and checkpoint.pt go here")
+    p.add_argument("--logdir", default=None, help="progress.csv, tb/ and checkpoint.pt (default: runs/ALGO_ENV_sSEED)")
+    p.add_argument("--overwrite", action="store_true", help="replace trajkit's files in a used --logdir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or log table")
     if extra is not None:
         extra(p)
     args = p.parse_args(argv)
     cfg = resolve(algo, args.env, parse_overrides(args.hp), steps=args.steps, seed=args.seed,
                   num_parallel=args.num_parallel)
+    args.logdir = args.logdir or f"runs/{algo}_{cfg.env}_s{cfg.seed}"
+    check_logdir(Path(args.logdir), resume=False, overwrite=args.overwrite)  # never another run's files
+    if args.overwrite:
+        clear_run_files(Path(args.logdir))
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     print(f"torch threads: {torch.get_num_threads()}, {algo} on {cfg.env}, seed {cfg.seed}, {cfg.steps} steps")

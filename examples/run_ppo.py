@@ -9,12 +9,13 @@ estimators -> ``ppo_clip.train`` (or ``ppo_kl.train``, passing the adapted KL co
 from one call to the next). Learning rates (and, on CartPole, the clip range) decay
 linearly to 0 at ``lr_decay_steps``. Logs every iteration to ``--logdir``
 (``progress.csv``, TensorBoard events in ``tb/``), saves ``checkpoint.pt`` (``trajkit eval
---logdir`` reads it) and prints a deterministic evaluation at the end.
+LOGDIR`` reads it) and prints a deterministic evaluation at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -24,6 +25,7 @@ import trajkit as tk
 from trajkit import ef
 from trajkit.algos import ppo_clip, ppo_kl
 from trajkit.logger import Logger, progress_bar
+from trajkit.run.on_policy import lr_fraction, set_lrs
 from trajkit.run.registry import build_models
 
 
@@ -43,20 +45,18 @@ def run(args: argparse.Namespace, cfg: tk.run.OnPolicyConfig) -> dict[str, float
     pol, vf = models.train_args["pol"], models.train_args["vf"]
     optim_pol, optim_vf = models.train_args["optim_pol"], models.train_args["optim_vf"]
     gen = torch.Generator().manual_seed(cfg.seed)
-    bar = progress_bar(cfg.steps, enabled=not args.no_progress)
+    total_iters = math.ceil(cfg.steps / cfg.steps_per_iter)  # whole iterations, as trajkit train runs them
+    bar = progress_bar(total_iters * cfg.steps_per_iter, enabled=not args.no_progress)
     logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
     steps, it, n_epis, start = 0, 0, 0, time.time()
     kl_coef = cfg.train.kl_coef if args.penalty == "kl" else 0.0
     with tk.EpiSampler(env, pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
-        while steps < cfg.steps:
-            frac = max(0.0, 1.0 - steps / cfg.lr_decay_steps) if cfg.lr_decay_steps else 1.0
-            for group in optim_pol.param_groups:
-                group["lr"] = cfg.lr * frac
-            for group in optim_vf.param_groups:
-                group["lr"] = cfg.vf_lr * frac
+        while it < total_iters:
+            frac = lr_fraction(steps, cfg.lr_decay_steps)  # linear decay to 0 at lr_decay_steps
+            set_lrs([optim_pol, optim_vf], [cfg.lr, cfg.vf_lr], frac)
 
-            epis = sampler.sample(pol, max_steps=min(cfg.steps_per_iter, cfg.steps - steps))
+            epis = sampler.sample(pol, max_steps=cfg.steps_per_iter)
             traj = tk.Traj.from_epis(epis)
             if models.obs_normalizer is not None:
                 models.obs_normalizer.update(traj["obs"])

@@ -9,7 +9,7 @@ Each iteration: sample with the behaviour policy (uniform actions for the first
 ``next_obs`` (and n-step returns) to the replay buffer, and once ``train_freq`` new steps
 have arrived take ``grad_ratio`` gradient steps per new step with ``qtopt.train``. Logs
 every iteration to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``), saves
-``checkpoint.pt`` (``trajkit eval`` reads it) and prints a deterministic evaluation at the end.
+``checkpoint.pt`` (``trajkit eval LOGDIR`` reads it) and prints a deterministic evaluation at the end.
 """
 
 from __future__ import annotations

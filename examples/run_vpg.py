@@ -6,12 +6,13 @@
 Settings come from ``trajkit/run/presets/vpg.yaml``, the file ``trajkit train vpg`` reads.
 Each iteration: sample episodes -> Traj -> estimators -> ``vpg.train``. Logs every
 iteration to ``--logdir`` (``progress.csv``, TensorBoard events in ``tb/``), saves
-``checkpoint.pt`` (``trajkit eval`` reads it) and prints a deterministic evaluation at the end.
+``checkpoint.pt`` (``trajkit eval LOGDIR`` reads it) and prints a deterministic evaluation at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -34,13 +35,14 @@ def run(args: argparse.Namespace, cfg: tk.run.OnPolicyConfig) -> dict[str, float
     models = build_models(cfg, env.observation_space, env.action_space)  # the models trajkit train builds
     pol, vf, optim_vf = models.train_args["pol"], models.train_args["vf"], models.train_args["optim_vf"]
     gen = torch.Generator().manual_seed(cfg.seed)
-    bar = progress_bar(cfg.steps, enabled=not args.no_progress)
+    total_iters = math.ceil(cfg.steps / cfg.steps_per_iter)  # whole iterations, as trajkit train runs them
+    bar = progress_bar(total_iters * cfg.steps_per_iter, enabled=not args.no_progress)
     logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
     steps, it, n_epis, start = 0, 0, 0, time.time()
     with tk.EpiSampler(env, pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
-        while steps < cfg.steps:
-            epis = sampler.sample(pol, max_steps=min(cfg.steps_per_iter, cfg.steps - steps))
+        while it < total_iters:
+            epis = sampler.sample(pol, max_steps=cfg.steps_per_iter)
             traj = tk.Traj.from_epis(epis)
             if models.obs_normalizer is not None:
                 models.obs_normalizer.update(traj["obs"])

@@ -156,3 +156,39 @@ def test_one_evaluator_with_one_default_seed(tmp_path: Path, capsys: pytest.Capt
     via_command = json.loads(capsys.readouterr().out)["returns"]
     pol, _ = load_policy(logdir)
     assert list(tk.evaluate("CartPole-v1", pol, num_epis=3)) == via_command  # same defaults, same episodes
+
+
+def test_the_final_evaluation_is_of_the_final_policy(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    logdir = tmp_path / "r"
+    argv = ["ppo", "--env", "CartPole-v1", "--logdir", str(logdir), "--eval-every", "128", "--seed", "3", *TINY]
+    assert _train(*argv) == 0
+    ev = json.loads((logdir / "eval.json").read_text())
+    assert ev["env_steps"] == 256 and ev["seed"] == 10_003
+    capsys.readouterr()
+    assert cli.main(["eval", str(logdir), "--episodes", "2", "--json"]) == 0  # the run's own evaluation seed
+    assert json.loads(capsys.readouterr().out)["returns"] == ev["returns"]
+
+
+def test_resume_may_change_what_a_run_reports_but_not_what_it_learns(tmp_path: Path) -> None:
+    logdir = tmp_path / "r"
+    assert _train("ppo", "--env", "CartPole-v1", "--logdir", str(logdir), *TINY) == 0
+    more = ["--steps", "384", *TINY[2:]]
+    assert _train("ppo", "--env", "CartPole-v1", "--logdir", str(logdir), "--resume", "--eval-every", "128",
+                  "--timeout", "60", "--checkpoint-every", "2", *more) == 0
+    assert len(_rows(logdir)) == 3
+
+
+def test_config_refuses_a_wrong_env_and_says_when_no_preset_is_tuned(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["config", "ppo", "--env", "CartPol-v1"]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+    assert cli.main(["config", "ppo", "--env", "Acrobot-v1"]) == 0
+    captured = capsys.readouterr()
+    assert "no tuned ppo preset for Acrobot-v1" in captured.err and "steps_per_iter: 2048" in captured.out
+
+
+@pytest.mark.parametrize("argv", [["eval", "somewhere", "--episodes", "0"], ["plot", "somewhere", "--smooth", "0"],
+                                  ["tune", "ppo", "--env", "CartPole-v1", "--trials", "0", "--steps", "10"]])
+def test_counts_below_one_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2 and "must be >= 1" in capsys.readouterr().err

@@ -170,7 +170,8 @@ def test_wide_mode_and_explicit_columns() -> None:
     assert len(header) == len(row) == 20
     assert {"clip_frac", "expl_var", "grad_norm", "eval_std"} <= set(header)
     lines.clear()
-    Logger(console=lines.append, columns=["env_steps", "kl", "nope"]).log(rec)
+    with pytest.warns(UserWarning, match=r"\['nope'\] are not in the record"):  # a typo is said, not hidden
+        Logger(console=lines.append, columns=["env_steps", "kl", "nope"]).log(rec)
     assert _cells(lines)[1:3] == [["steps", "kl"], ["123456789", "-1.728e+06"]]
     with pytest.raises(ValueError, match="'wide'"):
         Logger(console=print, columns="wide")

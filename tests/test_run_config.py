@@ -104,6 +104,8 @@ def test_bad_settings_are_refused_before_anything_runs(override: dict[str, str],
 def test_off_policy_cross_field_checks() -> None:
     with pytest.raises(ConfigError, match="exactly one of steps_per_iter and epis_per_iter"):
         resolve("td3", "Pendulum-v1", {"epis_per_iter": 1})
+    with pytest.raises(ConfigError, match="no gradient step"):
+        resolve("sac", "Pendulum-v1", {"steps_per_iter": 1, "grad_ratio": 0.5})
     with pytest.raises(ConfigError, match="cem_elite"):
         resolve("qtopt", "Pendulum-v1", {"cem_elite": 100})
     with pytest.raises(ConfigError, match="one of 'gaussian' | 'ou'"):
@@ -140,3 +142,10 @@ def test_the_command_starts_without_torch() -> None:
     code = "import sys, trajkit.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_presets_hand_out_copies() -> None:
+    preset_values("ppo", "CartPole-v1")["hidden"].append(7)
+    search_space("ppo")["lr"]["low"] = 0.5
+    assert resolve("ppo", "CartPole-v1").hidden == [64, 64]  # type: ignore[attr-defined]
+    assert search_space("ppo")["lr"]["low"] == 1.0e-4

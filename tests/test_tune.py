@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from trajkit import cli
+from trajkit.run import ConfigError
 from trajkit.run.presets import load_config_file
 from trajkit.run.tune import BEST_FILE, STUDY_FILE, tune
 
@@ -78,3 +79,10 @@ def test_a_resumed_search_makes_new_suggestions(tmp_path: Path) -> None:
     tune("ppo", "CartPole-v1", trials=2, steps=128, logdir=tmp_path, eval_every=128, eval_episodes=1, overrides=TINY)
     first, second = (t.params for t in _trials(tmp_path))  # type: ignore[attr-defined]
     assert first != second
+
+
+def test_a_study_resumes_only_with_the_same_settings(tmp_path: Path) -> None:
+    tune("ppo", "CartPole-v1", trials=1, steps=128, logdir=tmp_path, eval_every=128, eval_episodes=1, overrides=TINY)
+    with pytest.raises(ConfigError, match="other settings"):
+        tune("ppo", "CartPole-v1", trials=2, steps=256, logdir=tmp_path, eval_every=128, eval_episodes=1,
+             overrides=TINY)

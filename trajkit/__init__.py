@@ -49,10 +49,39 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "trajkit.evaluation",
     "make_pol_vf": "trajkit.run.models",
 }
-_SUBMODULES = ("ef", "lf", "nets", "pds", "pols", "vfuncs", "algos", "envs", "samplers", "io", "run", "evaluation")
+_SUBMODULES = (
+    "algos", "buffers", "checkpoint", "checks", "console", "devices", "ef", "envs", "episode_stats", "evaluation",
+    "io", "lf", "logger", "nets", "noise", "normalizers", "pds", "plot", "pols", "run", "samplers", "spaces", "traj",
+    "vfuncs",
+)
 
 if TYPE_CHECKING:
-    from trajkit import algos, ef, envs, evaluation, io, lf, nets, pds, pols, run, samplers, vfuncs
+    from trajkit import (
+        algos,
+        buffers,
+        checkpoint,
+        checks,
+        console,
+        devices,
+        ef,
+        envs,
+        episode_stats,
+        evaluation,
+        io,
+        lf,
+        logger,
+        nets,
+        noise,
+        normalizers,
+        pds,
+        plot,
+        pols,
+        run,
+        samplers,
+        spaces,
+        traj,
+        vfuncs,
+    )
     from trajkit.buffers import PrioritizedReplayBuffer, ReplayBuffer
     from trajkit.envs import GymEnv
     from trajkit.episode_stats import EpisodeStats
@@ -118,20 +147,32 @@ __all__ = [
     "Traj",
     "WorkerError",
     "algos",
+    "buffers",
+    "checkpoint",
+    "checks",
     "concat",
+    "console",
+    "devices",
     "ef",
     "envs",
+    "episode_stats",
     "evaluate",
     "evaluation",
     "io",
     "lf",
     "load_traj",
+    "logger",
     "make_pol_vf",
     "nets",
+    "noise",
+    "normalizers",
     "pds",
+    "plot",
     "pols",
     "run",
     "samplers",
     "save_traj",
+    "spaces",
+    "traj",
     "vfuncs",
 ]

@@ -28,7 +28,19 @@ from trajkit.run.config import RunSettings
 from trajkit.run.fields import ConfigError
 from trajkit.run.presets import ALGOS, load_config_file, parse_overrides, preset_envs, resolve, to_values
 
+
 #: run settings the command line sets directly (None: the preset's or config file's value)
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 RUN_FLAGS = ("steps", "seed", "num_parallel", "device", "eval_every", "eval_episodes", "checkpoint_every", "timeout")
 
 
@@ -76,7 +88,7 @@ def _add_train(sub: Any) -> None:
                    help="console columns: comma-separated names, or 'all' (default: a set that fits 100 columns)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no console table")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch intra-op threads (default: 1)")
 
 
 def _add_config(sub: Any) -> None:
@@ -100,14 +112,15 @@ def _add_tune(sub: Any) -> None:
     )
     p.add_argument("algo", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
     p.add_argument("--env", required=True, help="gymnasium env id")
-    p.add_argument("--trials", type=int, required=True, help="trials in the study (resumed studies count theirs)")
-    p.add_argument("--steps", type=int, required=True, help="env steps per trial")
+    p.add_argument("--trials", type=_positive_int, required=True,
+                   help="trials in the study (resumed studies count theirs)")
+    p.add_argument("--steps", type=_positive_int, required=True, help="env steps per trial")
     p.add_argument("--seed", type=int, default=0, help="seed of every trial and of the sampler (default: 0)")
     p.add_argument("--eval-every", type=int, default=None, help="env steps between evaluations (default: STEPS/4)")
     p.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation (default: 5)")
     p.add_argument("--logdir", default=None, help="study directory (default: runs/tune_ALGO_ENV)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="fixed overrides")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch intra-op threads (default: 1)")
 
 
 def _add_eval(sub: Any) -> None:
@@ -118,10 +131,11 @@ def _add_eval(sub: Any) -> None:
     )
     p.add_argument("path", metavar="RUN", help="a run directory or a checkpoint.pt written by 'trajkit train'")
     p.add_argument("--env", default=None, help="env id (default: the one the run trained on)")
-    p.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    p.add_argument("--episodes", type=_positive_int, default=10, help="number of episodes (default: 10)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
-    p.add_argument("--seed", type=int, default=None, help="env and action seed (default: 10000)")
-    p.add_argument("--num-parallel", type=int, default=1, help="sampler worker processes (default: 1)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="env and action seed (default: the run's evaluation seed, 10000 + its training seed)")
+    p.add_argument("--num-parallel", type=_positive_int, default=1, help="sampler worker processes (default: 1)")
     p.add_argument("--video", default=None, metavar="DIR",
                    help="record every episode to DIR with gymnasium's RecordVideo (needs the video extra)")
     p.add_argument("--json", action="store_true", help="print a JSON object with the returns")
@@ -138,7 +152,8 @@ def _add_plot(sub: Any) -> None:
     p.add_argument("--x", default="env_steps", help="x column (default: env_steps)")
     p.add_argument("--y", default="return_mean", help="y column (default: return_mean)")
     p.add_argument("--band", choices=["std", "minmax", "none"], default="std", help="band over seeds (default: std)")
-    p.add_argument("--smooth", type=int, default=1, help="moving-average window over logged points (default: 1)")
+    p.add_argument("--smooth", type=_positive_int, default=1,
+                   help="moving-average window over logged points (default: 1)")
     p.add_argument("--title", default=None, help="plot title (default: algorithm and env)")
 
 
@@ -190,8 +205,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
+    from trajkit.run.runner import env_spaces
+
     args.config = None
     cfg = config_from_args(args)
+    env_spaces(cfg.env)  # a wrong env id is refused here, with gymnasium's "did you mean"
+    if cfg.env not in preset_envs(cfg.algo):
+        print(f"note: no tuned {cfg.algo} preset for {cfg.env}; using the default block", file=sys.stderr)
     text = f"# trajkit {__version__}: 'trajkit train --config FILE' runs exactly this\n"
     text += yaml.safe_dump(to_values(cfg), sort_keys=False)
     if args.output:
@@ -222,12 +242,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from trajkit.evaluation import EVAL_SEED
     from trajkit.run.evaluate import evaluate_run
 
     torch.set_num_threads(1)
     rets = evaluate_run(args.path, env=args.env, episodes=args.episodes, deterministic=not args.stochastic,
-                        seed=EVAL_SEED if args.seed is None else args.seed, num_parallel=args.num_parallel,
+                        seed=args.seed, num_parallel=args.num_parallel,
                         video_dir=args.video)
     mean, std = float(np.mean(rets)), float(np.std(rets))
     if args.json:
@@ -256,7 +275,8 @@ COMMANDS = {"train": cmd_train, "config": cmd_config, "tune": cmd_tune, "eval": 
 
 def _is_user_error(e: BaseException) -> bool:
     """Errors a user fixes by changing the command or its files (one line, no traceback), not bugs."""
-    if isinstance(e, (ConfigError, OSError, ImportError, TimeoutError)):  # OSError: files, directories
+    files = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+    if isinstance(e, (ConfigError, ImportError, TimeoutError, *files)):
         return True
     if type(e).__module__.startswith("gymnasium.error"):
         return True

@@ -175,6 +175,7 @@ class Logger:
         episode_stats: the return window :meth:`log_iteration` adds episodes to and
             reports (default: a new ``EpisodeStats(window=100)``); pass your own for
             another window, or one restored from a checkpoint.
+        note: the line above the console table (default: what the return columns are).
         resume_after: continue a run from a checkpoint taken after this iteration:
             keep earlier CSV rows, drop later ones (see the module docstring).
         resume_env_steps: with ``resume_after``, the checkpoint's ``env_steps``, from
@@ -191,6 +192,7 @@ class Logger:
         header_every: int = 20,
         columns: Columns = "default",
         episode_stats: EpisodeStats | None = None,
+        note: str | None = None,
         resume_after: int | None = None,
         resume_env_steps: int | None = None,
     ) -> None:
@@ -198,7 +200,7 @@ class Logger:
         self.episode_stats = EpisodeStats() if episode_stats is None else episode_stats
         self._table: ConsoleTable | None = None
         if console is not None:
-            note = self.episode_stats.description()
+            note = self.episode_stats.description() if note is None else note
             self._table = ConsoleTable(console, columns=columns, header_every=header_every, note=note)
         if self.logdir is not None:
             self.logdir.mkdir(parents=True, exist_ok=True)

@@ -63,9 +63,9 @@ class RunSettings:
     def check(self) -> None:
         """Raise :class:`~trajkit.run.fields.ConfigError` for settings that cannot work together."""
 
-    def train_kwargs(self) -> dict[str, Any]:
-        """The ``train`` fields as keyword arguments of the algorithm's ``train()``."""
-        train = self.train
+    def train_kwargs(self, train: Any = None) -> dict[str, Any]:
+        """The fields of ``train`` (default: this config's) as keyword arguments of the algorithm's ``train()``."""
+        train = self.train if train is None else train
         return {f.name: getattr(train, f.name) for f in dataclasses.fields(train)}
 
 
@@ -89,9 +89,9 @@ class OnPolicyConfig(RunSettings):
     lam: float = hp("GAE lambda", **PROB)
     obs_norm: bool = hp("normalize observations with running statistics (kept in checkpoints)")
 
-    def scheduled(self, kwargs: dict[str, Any], frac: float, state: dict[str, Any]) -> dict[str, Any]:
-        """``train()`` keyword arguments for this iteration: ``frac`` is the lr multiplier (1 to 0)."""
-        return kwargs
+    def scheduled(self, frac: float, state: dict[str, Any]) -> Any:
+        """The ``train`` fields for this iteration (``frac``: the lr multiplier, 1 to 0; ``state``: carried values)."""
+        return self.train
 
     def after_train(self, diagnostics: dict[str, float], state: dict[str, Any]) -> None:
         """Carry what the next iteration needs from this update's diagnostics into ``state``."""
@@ -120,10 +120,10 @@ class PPOConfig(OnPolicyConfig):
     clip_decay: bool = hp("decay clip_param with the learning rate (lr_decay_steps)")
     train: PPOTrain = hp("keyword arguments of ppo_clip.train")
 
-    def scheduled(self, kwargs: dict[str, Any], frac: float, state: dict[str, Any]) -> dict[str, Any]:
-        if self.clip_decay:
-            kwargs = {**kwargs, "clip_param": kwargs["clip_param"] * frac}
-        return kwargs
+    def scheduled(self, frac: float, state: dict[str, Any]) -> PPOTrain:
+        if not self.clip_decay:
+            return self.train
+        return dataclasses.replace(self.train, clip_param=self.train.clip_param * frac)
 
 
 @dataclass(kw_only=True)
@@ -147,8 +147,8 @@ class PPOKLConfig(OnPolicyConfig):
 
     train: PPOKLTrain = hp("keyword arguments of ppo_kl.train")
 
-    def scheduled(self, kwargs: dict[str, Any], frac: float, state: dict[str, Any]) -> dict[str, Any]:
-        return {**kwargs, "kl_coef": state.get("kl_coef", kwargs["kl_coef"])}
+    def scheduled(self, frac: float, state: dict[str, Any]) -> PPOKLTrain:
+        return dataclasses.replace(self.train, kl_coef=state.get("kl_coef", self.train.kl_coef))
 
     def after_train(self, diagnostics: dict[str, float], state: dict[str, Any]) -> None:
         state["kl_coef"] = float(diagnostics["kl_coef"])
@@ -223,6 +223,12 @@ class OffPolicyConfig(RunSettings):
             raise ConfigError(
                 f"{self.algo}: set exactly one of steps_per_iter and epis_per_iter above 0, "
                 f"got {self.steps_per_iter} and {self.epis_per_iter}"
+            )
+        new_steps = max(self.train_freq, self.steps_per_iter)  # the fewest new steps an update sees
+        if new_steps * self.grad_ratio < 1:
+            raise ConfigError(
+                f"{self.algo}: an update would take no gradient step: max(train_freq, steps_per_iter) * grad_ratio "
+                f"= {new_steps} * {self.grad_ratio} < 1"
             )
 
 

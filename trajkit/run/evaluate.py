@@ -72,12 +72,17 @@ def evaluate_run(
     env: str | None = None,
     episodes: int = 10,
     deterministic: bool = True,
-    seed: int = EVAL_SEED,
+    seed: int | None = None,
     num_parallel: int = 1,
     video_dir: str | Path | None = None,
 ) -> np.ndarray:
-    """Returns ``(episodes,)`` of the policy in a checkpoint or run directory (``video_dir``: record them)."""
+    """Returns ``(episodes,)`` of the policy in a checkpoint or run directory (``video_dir``: record them).
+
+    ``seed`` defaults to the run's own evaluation seed (``EVAL_SEED + its training seed``),
+    so the first episodes are those of the run's ``eval.json``.
+    """
     pol, config = load_policy(path, env)
+    seed = EVAL_SEED + int(config["seed"]) if seed is None else seed
     env_id = env or config["env"]
     target: Any = env_id if video_dir is None else recording_env(env_id, video_dir)
     return evaluate(target, pol, num_epis=episodes, seed=seed, deterministic=deterministic,

@@ -73,7 +73,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
                 if models.obs_normalizer is not None:
                     models.obs_normalizer.update(traj["obs"])
                 traj = estimate(traj, models.train_args["vf"], cfg.gamma, cfg.lam)
-                kwargs = cfg.scheduled(cfg.train_kwargs(), frac, session.algo_state)
+                kwargs = cfg.train_kwargs(cfg.scheduled(frac, session.algo_state))
                 result = train(traj=traj, **models.train_args, **kwargs, generator=gen)
                 cfg.after_train(result.diagnostics, session.algo_state)
                 done = completed_epis(epis)

@@ -12,6 +12,7 @@ with the ``train`` fields reachable directly (``epoch``) or dotted (``train.epoc
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -53,7 +54,7 @@ def preset_envs(algo: str) -> list[str]:
 def search_space(algo: str) -> dict[str, dict[str, Any]]:
     """``trajkit tune``'s search space of ``algo``: setting name -> distribution spec."""
     config_class(algo)
-    return dict(_preset_file(algo).get("search") or {})
+    return copy.deepcopy(dict(_preset_file(algo).get("search") or {}))
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def preset_values(algo: str, env: str) -> dict[str, Any]:
     """The preset of ``algo`` for ``env`` as nested plain values (``default`` with the env's block applied)."""
     config_class(algo)
     data = _preset_file(algo)
-    return _merge(data["default"], (data.get("envs") or {}).get(env, {}))
+    return copy.deepcopy(_merge(data["default"], (data.get("envs") or {}).get(env, {})))
 
 
 def _locate(cls: type[RunSettings], key: str) -> tuple[str, ...]:

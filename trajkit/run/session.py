@@ -24,7 +24,7 @@ from trajkit.checkpoint import load_checkpoint, read_checkpoint_data, save_check
 from trajkit.episode_stats import EpisodeStats
 from trajkit.evaluation import EVAL_SEED, evaluate
 from trajkit.logger import Logger, ProgressBar
-from trajkit.run.config import RunSettings
+from trajkit.run.config import OnPolicyConfig, RunSettings
 from trajkit.run.fields import ConfigError
 from trajkit.run.presets import to_values
 from trajkit.samplers import DEFAULT_TIMEOUT
@@ -107,9 +107,13 @@ def clear_run_files(logdir: Path) -> None:
             p.unlink()
 
 
+#: settings a resumed run may change: they decide how long it runs and what it reports, not what it learns
+RESUME_MAY_CHANGE = frozenset({"steps", "eval_every", "eval_episodes", "checkpoint_every", "timeout"})
+
+
 def check_resumable(saved: Mapping[str, Any], current: Mapping[str, Any], done_steps: int) -> None:
-    """Refuse resuming with other settings than the checkpoint's (all but ``steps``), or no steps left."""
-    keys = sorted((set(saved) | set(current)) - {"steps"})
+    """Refuse resuming with other settings than the checkpoint's (but ``RESUME_MAY_CHANGE``), or no steps left."""
+    keys = sorted((set(saved) | set(current)) - RESUME_MAY_CHANGE)
     diff = [(k, saved.get(k), current.get(k)) for k in keys if saved.get(k) != current.get(k)]
     if diff:
         detail = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, a, b in diff)
@@ -140,6 +144,8 @@ class Session:
     counters: dict[str, int] = field(default_factory=lambda: {"iteration": 0, "env_steps": 0, "episodes": 0})
     algo_state: dict[str, Any] = field(default_factory=dict)
     eval_returns: list[float] = field(default_factory=list)
+    #: env steps at the latest evaluation (-1: none yet)
+    eval_steps: int = -1
     #: the console's return window, checkpointed with the run so a resumed run logs the same numbers
     episode_stats: EpisodeStats = field(default_factory=EpisodeStats)
 
@@ -182,6 +188,7 @@ class Session:
         bar = ProgressBar(total_steps, c["env_steps"], enabled=self.progress)
         logger = Logger(
             self.logdir,
+            note=self.console_note(),
             console=bar.write if self.console else None,
             columns=self.columns if self.columns is not None else "default",
             episode_stats=self.episode_stats,
@@ -192,6 +199,14 @@ class Session:
         with bar, logger:
             yield bar, logger
 
+    def console_note(self) -> str:
+        """The line above the console table: what the return columns are, and what they cannot show."""
+        note = self.episode_stats.description()
+        if isinstance(self.cfg, OnPolicyConfig):
+            note += (f"\nepisodes longer than an iteration ({self.cfg.steps_per_iter} steps) are cut there and "
+                     "not counted")
+        return note
+
     def evaluation_due(self, steps_before: int) -> bool:
         """Whether the iteration that started at ``steps_before`` env steps crossed an ``eval_every`` mark."""
         every = self.cfg.eval_every
@@ -199,8 +214,10 @@ class Session:
 
     def evaluate(self, pol: torch.nn.Module) -> dict[str, float]:
         """A deterministic evaluation of ``pol`` (env seeds kept apart from training); calls ``on_eval``."""
-        rets = evaluate(self.cfg.env, pol, num_epis=self.cfg.eval_episodes, seed=EVAL_SEED + self.cfg.seed)
+        rets = evaluate(self.cfg.env, pol, num_epis=self.cfg.eval_episodes, seed=EVAL_SEED + self.cfg.seed,
+                        timeout=sampler_timeout(self.cfg))
         self.eval_returns = [float(r) for r in rets]
+        self.eval_steps = self.counters["env_steps"]
         mean = float(np.mean(rets))
         if self.on_eval is not None:
             self.on_eval(self.counters["env_steps"], mean)
@@ -215,8 +232,11 @@ class Session:
             save_checkpoint(self.ckpt_path, {**entries, **stats, **data}, rng=self.global_rng)
 
     def finish(self, pol: torch.nn.Module, record: dict[str, float]) -> RunOutcome:
-        """The final deterministic evaluation (written to ``eval.json``) and the run's outcome."""
-        if not self.eval_returns or self.cfg.eval_every <= 0 or self.counters["env_steps"] % self.cfg.eval_every:
+        """The final deterministic evaluation (written to ``eval.json``) and the run's outcome.
+
+        It runs after the last checkpoint was written, so it never changes what a resumed run does.
+        """
+        if self.eval_steps != self.counters["env_steps"]:
             self.evaluate(pol)
         out = {"env_steps": self.counters["env_steps"], "returns": self.eval_returns,
                "mean": float(np.mean(self.eval_returns)), "std": float(np.std(self.eval_returns)),

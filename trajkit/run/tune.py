@@ -61,6 +61,17 @@ class TuneOutcome:
     num_pruned: int
 
 
+def _check_same_search(study: Any, settings: dict[str, Any]) -> None:
+    """A resumed study must run its trials as before: refuse other steps, seed, evaluation or overrides."""
+    saved = study.user_attrs.get("settings")
+    if saved is None:
+        study.set_user_attr("settings", settings)
+    elif saved != settings:
+        diff = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
+        raise ConfigError(f"the study in this logdir was run with other settings (study vs now: {diff}); "
+                          "use another --logdir")
+
+
 def _fail_stale(study: Any, optuna: Any) -> None:
     """Trials left running by a killed search can never finish: mark them failed."""
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -105,6 +116,8 @@ def tune(
         direction="maximize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=every),
     )
+    _check_same_search(study, {"steps": steps, "seed": seed, "eval_every": every, "eval_episodes": eval_episodes,
+                               "overrides": {k: str(v) for k, v in base.items()}})
     _fail_stale(study, optuna)
     # a resumed search must not replay the suggestions it already made: the sampler's seed
     # moves on with the trials stored (a fresh search and a resumed one are each reproducible)
