@@ -98,3 +98,26 @@ def test_sampler_survives_a_step_slower_than_the_client_timeout() -> None:
         assert sum(len(e["rews"]) for e in epis) == 6
         assert len(epis) >= 2  # the slow step cut the first episode
         remote.close()
+
+
+def test_a_factory_that_fails_does_not_use_up_the_env_slots() -> None:
+    import gymnasium as gym
+
+    calls = {"n": 0}
+
+    def flaky() -> gym.Env:
+        calls["n"] += 1
+        if 2 <= calls["n"] <= 4:  # the first env (made at start) works, the next three makes fail
+            raise RuntimeError("the robot is not ready")
+        return gym.make("CartPole-v1")
+
+    with serving(flaky, max_envs=2) as srv:
+        holder = RemoteEnv(*srv.address, timeout=5)
+        holder.reset(seed=0)  # takes the one working env
+        for _ in range(3):
+            with pytest.raises(RemoteEnvError):
+                RemoteEnv(*srv.address, timeout=5, reconnect_attempts=1).reset(seed=0)
+        late = RemoteEnv(*srv.address, timeout=5)  # the failed makes freed their slot
+        late.reset(seed=0)
+        late.close()
+        holder.close()

@@ -52,7 +52,12 @@ class _EnvPool:
             if self._factory is None or (self._max is not None and self._made >= self._max):
                 return None
             self._made += 1
-        return self._factory()
+        try:
+            return self._factory()
+        except BaseException:
+            with self._lock:  # a failed make frees its slot, or max_envs failures would leave the server "busy"
+                self._made -= 1
+            raise
 
     def release(self, env: gym.Env) -> None:
         """Take an env back (closing it if the server has closed)."""
