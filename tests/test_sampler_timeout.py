@@ -131,6 +131,7 @@ def test_worker_hung_step_times_out_promptly_and_every_worker_is_killed() -> Non
         sampler.sample(pol, max_steps=1)
 
 
+@pytest.mark.slow  # a few seconds of worker start-up: CI runs it in the slow tier
 def test_a_long_sample_of_quick_steps_is_no_timeout_and_a_signal_immune_hang_is_killed() -> None:
     """The timeout bounds each call, not the sample: heartbeats keep a busy worker alive.
 
