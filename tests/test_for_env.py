@@ -98,3 +98,13 @@ def test_a_net_that_fails_on_the_observation_is_named_too():
 def test_a_deterministic_pol_needs_one_output_per_action_dimension():
     with pytest.raises(ValueError, match="DeterministicPol: the net outputs 3 values; the action space needs 2"):
         tk.DeterministicPol(OB, BOX, nets.mlp(3, 3))
+
+
+def test_observations_of_another_size_are_named_at_the_call():
+    import torch
+
+    import trajkit as tk
+
+    pol = tk.GaussianPol.for_env(tk.GymEnv("Pendulum-v1"))
+    with pytest.raises(ValueError, match="5 features per row; this model's observation space has 3"):
+        pol(torch.zeros(2, 5))

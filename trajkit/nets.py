@@ -59,8 +59,15 @@ def dueling_mlp(in_dim: int, n: int, hidden: Sequence[int] = (64, 64)) -> nn.Seq
     return nn.Sequential(trunk, nn.ReLU(), DuelingHead(hidden[-1], n))
 
 
-def obs_features(obs: torch.Tensor, obs_normalizer: nn.Module | None) -> torch.Tensor:
-    """Observations ``(B, *obs_shape)`` as the float ``(B, obs_dim)`` input of a network, normalized if asked."""
+def obs_features(obs: torch.Tensor, obs_normalizer: nn.Module | None, obs_dim: int | None = None) -> torch.Tensor:
+    """Observations ``(B, *obs_shape)`` as the float ``(B, obs_dim)`` input of a network, normalized if asked.
+
+    With ``obs_dim``, observations of another size are a ValueError naming both sizes
+    (instead of torch's shape mismatch deep inside the network).
+    """
+    if obs_dim is not None and (obs.dim() == 0 or obs[0].numel() != obs_dim):
+        raise ValueError(f"observations of shape {tuple(obs.shape)} have {obs[0].numel() if obs.dim() else 1} "
+                         f"features per row; this model's observation space has {obs_dim}")
     obs = obs.float()
     if obs_normalizer is not None:
         obs = obs_normalizer(obs)

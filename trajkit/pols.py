@@ -67,9 +67,10 @@ class BasePol(nn.Module):
         self.ob_space: Any = ob_space
         self.ac_space: Any = ac_space
         self.obs_normalizer = obs_normalizer
+        self._ob_dim = flat_dim(ob_space)
 
     def _features(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs_features(obs, self.obs_normalizer)
+        return obs_features(obs, self.obs_normalizer, self._ob_dim)
 
     def forward(self, obs: torch.Tensor) -> Params:  # pragma: no cover - abstract
         raise NotImplementedError
