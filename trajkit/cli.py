@@ -107,8 +107,9 @@ def _add_tune(sub: Any) -> None:
     p = sub.add_parser(
         "tune", help="search hyper-parameters with Optuna",
         description="Search the preset's space for ALGO on ENV: TRIALS trials of STEPS env steps, pruned on "
-        "intermediate evaluations. The study is LOGDIR/study.db (a killed search resumes); the best config "
-        "is written to LOGDIR/best.yaml for 'trajkit train --config'. Needs the tune extra (optuna).",
+        "intermediate evaluations (after 3 trials, in the second half of a trial). The study is LOGDIR/study.db "
+        "(a killed search resumes); the best config is written to LOGDIR/best.yaml for 'trajkit train --config'. "
+        "Needs the tune extra (optuna).",
     )
     p.add_argument("algo", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
     p.add_argument("--env", required=True, help="gymnasium env id")

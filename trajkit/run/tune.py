@@ -114,7 +114,8 @@ def tune(
         storage=f"sqlite:///{root / STUDY_FILE}",
         load_if_exists=True,
         direction="maximize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=every),
+        # no pruning before 3 trials have finished, nor in the first half of a trial (early evaluations are noisy)
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=steps // 2),
     )
     _check_same_search(study, {"steps": steps, "seed": seed, "eval_every": every, "eval_episodes": eval_episodes,
                                "overrides": {k: str(v) for k, v in base.items()}})
