@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-#: episode-level keys of the episode dicts produced by samplers
-EPI_KEYS = ("terminated", "truncated", "final_obs", "sampler_cut")
+#: episode-level keys of the episode dicts produced by samplers (``continued`` and
+#: ``epi_key`` only by a continuing sampler: see ``EpiSampler(..., continuing=True)``)
+EPI_KEYS = ("terminated", "truncated", "final_obs", "sampler_cut", "continued", "epi_key")
 
 
 def to_tensor(x: Any, name: str) -> torch.Tensor:
@@ -81,6 +82,14 @@ def check_episode(epi: Mapping[str, Any], keys: Sequence[str], i: int) -> int:
     return t
 
 
+def _epi_key(key: Any, i: int) -> torch.Tensor:
+    """``(2,)`` int64: episode ``i``'s ``epi_key`` (env index, episode number); ValueError otherwise."""
+    arr = np.asarray(key)
+    if arr.shape != (2,) or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"episode {i}: epi_key must be two integers (env, episode number), got {key!r}")
+    return torch.from_numpy(arr.astype(np.int64))
+
+
 def columns_from_epis(
     epis: Sequence[Mapping[str, Any]],
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
@@ -102,6 +111,10 @@ def columns_from_epis(
     epi_cols = {"terminated": terminated, "truncated": truncated}
     if all("sampler_cut" in epi for epi in epis):
         epi_cols["sampler_cut"] = torch.tensor([bool(epi["sampler_cut"]) for epi in epis])
+    if all("continued" in epi for epi in epis):
+        epi_cols["continued"] = torch.tensor([bool(epi["continued"]) for epi in epis])
+    if all("epi_key" in epi for epi in epis):
+        epi_cols["epi_key"] = torch.stack([_epi_key(epi["epi_key"], i) for i, epi in enumerate(epis)])
     if all("final_obs" in epi for epi in epis):
         finals = [to_tensor(epi["final_obs"], "final_obs")[None] for epi in epis]
         epi_cols["final_obs"] = cat_column(finals, "final_obs")

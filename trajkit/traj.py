@@ -10,7 +10,9 @@ A Traj holds
   of shape ``(N, ...)``;
 * **episode columns** (``traj.epi["terminated"]``, ``traj.epi["truncated"]``,
   ``traj.epi["final_obs"]``, ``traj.epi["sampler_cut"]`` (truncated by the sampler's
-  ``max_steps`` rather than by the env), and ``traj.epi["final_vs"]`` after
+  ``max_steps`` rather than by the env), ``traj.epi["continued"]`` and
+  ``traj.epi["epi_key"]`` ``(E, 2)`` (from a continuing sampler: the piece continues
+  one from the previous call; which env's which episode it is), and ``traj.epi["final_vs"]`` after
   ``ef.compute_vs``): tensors of shape ``(E, ...)``;
 * **bounds**: a ``(E + 1,)`` int64 tensor of offsets; episode ``e`` owns the steps
   ``bounds[e]:bounds[e + 1]``.
@@ -118,8 +120,9 @@ class Traj:
         Each episode maps step-column names to arrays of shape ``(T, ...)`` (``obs``,
         ``acs``, ``rews`` at least) and carries the episode keys ``terminated`` (bool),
         ``truncated`` (bool), ``final_obs`` (the observation after the last step) and
-        optionally ``sampler_cut`` (bool: cut by the sampler's step budget).
-        All episodes must have the same keys.
+        optionally ``sampler_cut`` (bool: cut by the sampler's step budget), and, from a
+        continuing sampler, ``continued`` (bool) and ``epi_key`` (two ints: env index and
+        episode number). All episodes must have the same keys.
 
         Raises:
             ValueError: on an empty list, an episode without steps, episodes with

@@ -28,7 +28,9 @@ PRODUCERS: dict[str, str] = {
 }
 
 #: episode columns (``(E, ...)``) by name; every other name is a step column
-EPI_COLUMNS = frozenset({"terminated", "truncated", "final_obs", "sampler_cut", "final_vs"})
+EPI_COLUMNS = frozenset(
+    {"terminated", "truncated", "final_obs", "sampler_cut", "continued", "epi_key", "final_vs"}
+)
 
 _SAMPLER_HINT = "build the Traj with Traj.from_epis from sampler episodes, which record it"
 
