@@ -13,7 +13,8 @@ short-lived thread.)
 
 Messages (parent -> worker), pickled tuples:
     ("init", payload, sys_path) payload: cloudpickled dict(env, num_envs, pol, env_seeds, torch_seed,
-                                threads); sys_path: the parent's, applied before unpickling the payload
+                                threads, continuing, env_offset); sys_path: the parent's, applied
+                                before unpickling the payload
     ("set_pol", payload)        payload: cloudpickled policy
     ("sample", weights, max_epis, max_steps, deterministic, timeout)
     ("get_state",) / ("set_state", state)   RNG state for exact resume
@@ -76,7 +77,14 @@ def _handle(state: dict[str, Any], msg: tuple, beat: Callable[[], None] | None) 
         cfg = cloudpickle.loads(msg[1])
         torch.set_num_threads(cfg["threads"])
         envs = build_envs(cfg["env"], cfg["num_envs"])
-        state["rollout"] = Rollout(envs, cfg["pol"], cfg["env_seeds"], cfg["torch_seed"])
+        state["rollout"] = Rollout(
+            envs,
+            cfg["pol"],
+            cfg["env_seeds"],
+            cfg["torch_seed"],
+            continuing=cfg["continuing"],
+            env_offset=cfg["env_offset"],
+        )
         return os.getpid()
     if kind == "set_pol":
         state["rollout"].pol = cloudpickle.loads(msg[1])

@@ -46,7 +46,7 @@ BACKENDS = ("process", "ray")
 
 
 class EpiSampler:
-    """Samples whole episodes with a policy.
+    """Samples whole episodes with a policy (or, ``continuing``, pieces of episodes).
 
     Args:
         env: an env id, an env object, or a zero-argument factory returning one.
@@ -85,6 +85,25 @@ class EpiSampler:
             stuck where no signal reaches (native code) is killed by the parent once it
             has sent nothing for ``timeout`` plus a few seconds (a Ray actor ends itself
             then, reported as a dead actor). See ``docs/samplers.md``.
+        continuing: False (default): every :meth:`sample` call starts fresh episodes
+            (resets every env it uses) and returns whole ones, except the pieces its
+            ``max_steps`` cuts. True: an episode that a call's ``max_steps`` cuts goes
+            on in the next call instead of being reset, so short calls over many envs
+            lose no episodes. The cut piece is marked as at any cut (``truncated``,
+            ``sampler_cut``, with its ``final_obs``: estimators bootstrap from it); the
+            next call's first piece of that env is marked ``continued``; and every piece
+            carries ``epi_key``, ``(env, number)``: ``env`` the sampler-wide env index
+            (``worker * num_envs_per_worker + k``), ``number`` the episode's number
+            among that env's episodes (from 0). Pieces with equal ``epi_key`` in call
+            order join into one episode. See :meth:`sample` for budgets,
+            :meth:`state_dict` for resuming.
+
+            A recurrent policy (one with ``init_hs``) is not carried yet; the design is:
+            the rollout keeps each env's hidden state ``(1, H)`` next to its carried
+            observation, starts a continued piece from it (a new episode from
+            ``init_hs(1)``), stores every piece's initial hidden state as an episode
+            column, and gives a continued piece ``h_masks`` 0 at its first step, so that
+            ``iterate_rnn`` replays the piece from the state it was sampled with.
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -103,6 +122,7 @@ class EpiSampler:
         worker_threads: int = 1,
         start_timeout: float = 120.0,
         timeout: float | None = DEFAULT_TIMEOUT,
+        continuing: bool = False,
     ) -> None:
         self._closed = True  # until built: close() and __del__ have nothing to do
         num_parallel = check_int("num_parallel", num_parallel, min_value=0)
@@ -116,6 +136,9 @@ class EpiSampler:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if max_restarts and backend != "ray":
             raise ValueError("max_restarts applies to the ray backend only")
+        if not isinstance(continuing, bool):
+            raise TypeError(f"continuing must be True or False, got {continuing!r}")
+        self.continuing = continuing
         self.num_parallel = max(1, num_parallel)
         self.num_envs_per_worker = num_envs_per_worker
         self.backend = "local" if num_parallel <= 1 else backend
@@ -130,7 +153,7 @@ class EpiSampler:
             # one env: the caller's object itself; several: copies (the caller's object is not used)
             spec = env if num_envs_per_worker == 1 else shippable_env(env)
             envs = build_envs(spec, num_envs_per_worker)
-            self._local: Rollout | None = Rollout(envs, pol, *seeds[0])
+            self._local: Rollout | None = Rollout(envs, pol, *seeds[0], continuing=continuing)
             warn_cannot_alarm(self.timeout, "by an in-process sampler used off the main thread")
             return
         self._local = None
@@ -169,6 +192,8 @@ class EpiSampler:
                     "env_seeds": env_seeds,
                     "torch_seed": torch_seed,
                     "threads": threads,
+                    "continuing": self.continuing,
+                    "env_offset": i * self.num_envs_per_worker,
                 }
             )
             # the import path travels outside the payload: unpickling the payload may
@@ -236,6 +261,18 @@ class EpiSampler:
         Episodes come in worker order (within a worker, env by env), so they are
         reproducible for a given seed.
 
+        With ``continuing=True`` the list holds pieces, each also with ``continued``
+        (bool: it goes on with the episode this env's last piece of the previous call
+        cut) and ``epi_key`` (``(2,)`` int64: env, episode number). ``max_steps`` stays
+        exact and is split as above; ``max_epis`` counts pieces, of which every one but
+        an env's last, cut one ends its episode (with ``max_epis`` alone, every piece
+        ends its episode: it is the number of episodes that end in this call). Split
+        calls replay one long call: ``k`` calls of ``max_steps=n`` return the same steps
+        (cut into pieces at the call boundaries) as one call of ``max_steps=k * n``
+        when ``n`` is divisible by ``num_parallel * num_envs_per_worker`` (then every
+        env's share is the same ``n / (num_parallel * num_envs_per_worker)`` in every
+        call). A call that raises drops the episodes in progress of the envs it used.
+
         A policy output that is NaN or infinite raises
         :class:`~trajkit.samplers.NonFiniteActionError` (from a worker: inside a
         :class:`WorkerError`) naming the output, the env and its step, before any env
@@ -283,6 +320,15 @@ class EpiSampler:
         Restoring it with :meth:`load_state_dict` on a sampler built with the same env,
         ``num_parallel`` and seed makes the following :meth:`sample` calls return the
         same episodes as the original sampler's would have.
+
+        With ``continuing=True``, the episodes in progress are not saved (an env's inner
+        state cannot be, in general): a restored sampler starts fresh episodes, so its
+        first pieces are new episodes (``continued`` False), the same ones a
+        whole-episode sampler restored from the same state would begin with. The
+        original sampler goes on with its pieces in progress (saving changes nothing).
+        ``epi_key`` numbers are not saved either: they count a sampler object's
+        episodes, so they start at 0 again in a new sampler (join pieces only within
+        one sampler object's calls, or after a restore from its first pieces on).
         """
         if self._closed:
             raise RuntimeError("this EpiSampler is closed")
@@ -311,6 +357,8 @@ class EpiSampler:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the RNG state saved by :meth:`state_dict`.
 
+        Continuing, it also drops this sampler's episodes in progress: the next call
+        resets every env (from the restored RNGs) and its pieces are new episodes.
         Runs :meth:`check_state_dict` first: a state that does not fit raises ValueError
         and leaves the sampler as it was.
         """

@@ -61,26 +61,46 @@ def split_budget(total: int | None, parts: int) -> list[int | None]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+class Carry(NamedTuple):
+    """An env's episode in progress between two calls of a continuing :class:`Rollout`.
+
+    ``obs``: the observation to act on next; ``t``: steps the episode has had so far;
+    ``number``: the episode's number among the env's episodes (its ``epi_key[1]``).
+    """
+
+    obs: np.ndarray
+    t: int
+    number: int
+
+
 class _Slot:
-    """One env's budget and the episode it is building during one :meth:`Rollout.sample` call."""
+    """One env's budget and the episode (piece) it is building during one :meth:`Rollout.sample` call.
 
-    __slots__ = ("index", "max_epis", "max_steps", "steps", "epis", "obs", "t", "obs_l", "acs_l", "rews_l", "params_l")
+    ``env_key``: the env's sampler-wide index, set by a continuing rollout (its pieces then
+    carry ``continued`` and ``epi_key``); None for whole episodes (no extra keys).
+    """
 
-    def __init__(self, index: int, max_epis: int | None, max_steps: int | None) -> None:
-        self.index, self.max_epis, self.max_steps = index, max_epis, max_steps
+    __slots__ = (
+        "index", "env_key", "max_epis", "max_steps", "steps", "epis", "obs", "t", "number", "continued", "carry",
+        "obs_l", "acs_l", "rews_l", "params_l",
+    )  # fmt: skip
+
+    def __init__(self, index: int, max_epis: int | None, max_steps: int | None, env_key: int | None) -> None:
+        self.index, self.max_epis, self.max_steps, self.env_key = index, max_epis, max_steps, env_key
         self.steps = 0
         self.epis: list[Epi] = []
+        self.carry: Carry | None = None  # the episode to carry into the next call, once cut
 
     def wants_episode(self) -> bool:
-        """Whether the budget allows starting another episode."""
+        """Whether the budget allows starting (or continuing) another episode."""
         return (self.max_epis is None or len(self.epis) < self.max_epis) and (
             self.max_steps is None or self.steps < self.max_steps
         )
 
-    def begin(self, obs: np.ndarray) -> None:
-        """Start an episode from the reset observation ``obs``."""
+    def begin(self, obs: np.ndarray, number: int = 0, t: int = 0, continued: bool = False) -> None:
+        """Start a piece at observation ``obs``: a new episode (``t = 0``) or, ``continued``, one carried in."""
         self.obs = obs
-        self.t = 0
+        self.t, self.number, self.continued = t, number, continued
         self.obs_l: list[np.ndarray] = []
         self.acs_l: list[np.ndarray] = []
         self.rews_l: list[float] = []
@@ -97,11 +117,11 @@ class _Slot:
         self.steps += 1
 
     def at_step_limit(self) -> bool:
-        """Whether the step budget ends the current episode now."""
+        """Whether the step budget ends the current piece now."""
         return self.max_steps is not None and self.steps >= self.max_steps
 
     def finish(self, final_obs: Any, terminated: bool, cut: bool) -> None:
-        """Close the current episode: truncated unless ``terminated``; ``cut``: by the step budget, not the env."""
+        """Close the current piece: truncated unless ``terminated``; ``cut``: by the step budget, not the env."""
         epi: Epi = {
             "obs": np.stack(self.obs_l),
             "acs": np.stack(self.acs_l),
@@ -112,16 +132,26 @@ class _Slot:
         epi["truncated"] = not terminated
         epi["sampler_cut"] = cut
         epi["final_obs"] = np.array(final_obs)
+        if self.env_key is not None:
+            epi["continued"] = self.continued
+            epi["epi_key"] = np.array([self.env_key, self.number], dtype=np.int64)
         self.epis.append(epi)
 
 
 class Rollout:
-    """Runs a policy in ``K >= 1`` environments and returns whole episodes.
+    """Runs a policy in ``K >= 1`` environments and returns whole episodes, or pieces of them.
 
     ``env_seeds[k]`` seeds env ``k``'s first reset (later resets continue its RNG);
     ``torch_seed`` seeds the generator the policy samples actions from (one generator
     for the batch). Both persist across calls, so a sequence of calls is reproducible.
     ``envs`` and ``env_seeds`` may also be a single env and a single seed.
+
+    ``continuing``: an env whose episode the step budget cut keeps it (:class:`Carry`)
+    and the next :meth:`sample` call goes on with it instead of resetting; every piece
+    then carries ``continued`` and ``epi_key = (env_offset + k, number)``, where
+    ``number`` counts the episodes env ``k`` has begun in this rollout (from 0).
+    A call that raises drops the episodes in progress of the envs it used (their next
+    call resets them); :meth:`set_state` drops all of them.
     """
 
     def __init__(
@@ -130,6 +160,9 @@ class Rollout:
         pol: torch.nn.Module,
         env_seeds: int | Sequence[int],
         torch_seed: int,
+        *,
+        continuing: bool = False,
+        env_offset: int = 0,
     ) -> None:
         self.envs: list[GymEnv] = [envs] if isinstance(envs, gym.Env) else list(envs)
         seeds = [env_seeds] if isinstance(env_seeds, int | np.integer) else list(env_seeds)
@@ -139,11 +172,20 @@ class Rollout:
         self.env_seeds: list[int | None] = [int(s) for s in seeds]
         self.torch_seed = torch_seed
         self._gens: dict[torch.device, torch.Generator] = {}
+        self.continuing = bool(continuing)
+        self.env_offset = env_offset
+        self._carry: list[Carry | None] = [None] * len(self.envs)
+        self._numbers = [0] * len(self.envs)  # episodes begun, per env
 
     @property
     def env(self) -> GymEnv:
         """The first env (the only one when ``K = 1``)."""
         return self.envs[0]
+
+    @property
+    def carried(self) -> list[Carry | None]:
+        """Per env, the episode in progress that the next call continues (None: it resets)."""
+        return list(self._carry)
 
     def _generator(self, device: torch.device) -> torch.Generator:
         if device not in self._gens:
@@ -151,7 +193,10 @@ class Rollout:
         return self._gens[device]
 
     def get_state(self) -> dict[str, Any]:
-        """The RNG state: pending first-reset seeds, each env's ``np_random`` and the action generators."""
+        """The RNG state: pending first-reset seeds, each env's ``np_random`` and the action generators.
+
+        Episodes in progress are not part of it (an env's inner state cannot be saved in general).
+        """
         rngs = [getattr(env.unwrapped, "_np_random", None) for env in self.envs]
         return {
             "env_seeds": list(self.env_seeds),
@@ -163,7 +208,8 @@ class Rollout:
         """Restore what :meth:`get_state` returned (the envs must be of the same kind and number).
 
         A state that does not fit raises ValueError (see :mod:`trajkit.samplers._state`)
-        before anything is changed.
+        before anything is changed. Episodes in progress are dropped: the next call
+        resets every env (from the restored RNGs), so its pieces are new episodes.
         """
         seeds, rngs, gens = build_rollout_rngs(state, len(self.envs))
         self.env_seeds = seeds
@@ -171,6 +217,7 @@ class Rollout:
             if rng is not None:
                 env.unwrapped._np_random = rng
         self._gens = gens
+        self._carry = [None] * len(self.envs)
 
     def sample(
         self,
@@ -189,6 +236,10 @@ class Rollout:
         and marked truncated (unless it terminated on that very step). Episodes come
         env by env, each env's in the order they were played.
 
+        Continuing (see the class docstring), an env first goes on with its carried
+        episode, and ``max_epis`` counts pieces: every piece but an env's last, cut
+        one ends its episode. An env whose share is 0 in this call keeps its carry.
+
         ``timeout``: seconds each env reset, env step and policy forward may take
         (:class:`~trajkit.samplers._timeout.CallAlarm`; None: no limit); a longer one
         raises :class:`~trajkit.samplers.SamplerTimeout`. ``on_beat`` is called between
@@ -199,7 +250,7 @@ class Rollout:
         max_epis, max_steps = check_budget(max_epis, max_steps)
         k = len(self.envs)
         slots = [
-            _Slot(i, e, s)
+            _Slot(i, e, s, self.env_offset + i if self.continuing else None)
             for i, (e, s) in enumerate(zip(split_budget(max_epis, k), split_budget(max_steps, k), strict=True))
             if e != 0 and s != 0
         ]
@@ -209,10 +260,26 @@ class Rollout:
             ctx = _Call(deterministic, device, self._generator(device), policy_ac_shape(self.env.action_space), alarm)
             active = [s for s in slots if s.wants_episode()]
             for s in active:
-                s.begin(self._reset(s.index, alarm))
+                self._start(s, alarm)
             while active:
                 active = self._step(active, ctx)
+        for s in slots:  # only now: a call that raised leaves its envs without carries
+            self._carry[s.index] = s.carry
         return [epi for s in slots for epi in s.epis]
+
+    def _start(self, s: _Slot, alarm: CallAlarm) -> None:
+        """Begin slot ``s``'s first piece: its env's carried episode, or a new one."""
+        carry, self._carry[s.index] = self._carry[s.index], None
+        if carry is None:
+            self._begin_new(s, alarm)
+        else:
+            s.begin(carry.obs, carry.number, carry.t, continued=True)
+
+    def _begin_new(self, s: _Slot, alarm: CallAlarm) -> None:
+        """Reset slot ``s``'s env and begin a new episode there."""
+        obs = self._reset(s.index, alarm)
+        s.begin(obs, self._numbers[s.index])
+        self._numbers[s.index] += 1
 
     def _reset(self, k: int, alarm: CallAlarm) -> np.ndarray:
         alarm.arm("env.reset()", k, 0)
@@ -255,11 +322,14 @@ class Rollout:
             alarm.disarm()
             s.record(obs[j], acs[j], rew, params, j)
             if terminated or truncated or s.at_step_limit():
-                s.finish(next_obs, terminated, cut=not (terminated or truncated))
-                if not s.wants_episode():
-                    continue
-                next_obs = self._reset(s.index, alarm)
-                s.begin(next_obs)
+                cut = not (terminated or truncated)
+                s.finish(next_obs, terminated, cut)
+                if cut and self.continuing:
+                    s.carry = Carry(np.array(next_obs), s.t, s.number)
+                if s.wants_episode():
+                    self._begin_new(s, alarm)
+                    still.append(s)
+                continue
             s.obs = next_obs
             still.append(s)
         return still
