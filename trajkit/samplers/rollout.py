@@ -182,11 +182,6 @@ class Rollout:
         """The first env (the only one when ``K = 1``)."""
         return self.envs[0]
 
-    @property
-    def carried(self) -> list[Carry | None]:
-        """Per env, the episode in progress that the next call continues (None: it resets)."""
-        return list(self._carry)
-
     def _generator(self, device: torch.device) -> torch.Generator:
         if device not in self._gens:
             self._gens[device] = torch.Generator(device=device).manual_seed(self.torch_seed)
