@@ -260,3 +260,21 @@ def test_a_failed_call_drops_the_episodes_it_was_continuing() -> None:
 def test_continuing_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="continuing must be True or False"):
         tk.EpiSampler("CartPole-v1", _pol(), continuing=1)  # type: ignore[arg-type]
+
+
+def test_episode_stats_join_the_pieces_into_whole_episodes() -> None:
+    pol = _pol()
+    with tk.EpiSampler("CartPole-v1", pol, num_envs_per_worker=2, seed=1, continuing=True) as s:
+        split, whole = _split_and_whole(s, pol, 8, 8)
+    by_calls = [split[i : i + 1] for i in range(len(split))]  # any grouping into calls joins the same
+    from_dicts, from_trajs, reference = tk.EpisodeStats(), tk.EpisodeStats(), tk.EpisodeStats()
+    for part in by_calls:
+        from_dicts.add(part)
+        from_trajs.add(tk.Traj.from_epis(part))
+    reference.add(whole)
+    assert len(reference) >= 2 and from_dicts.total == from_trajs.total == reference.total
+    for stats in (from_dicts, from_trajs):  # the same episodes, in the order they ended
+        got = sorted(zip(stats.returns, stats.lengths, strict=True))
+        assert got == sorted(zip(reference.returns, reference.lengths, strict=True))
+    orphan = [p for p in split if p["continued"] and not p["sampler_cut"]][:1]
+    assert orphan and tk.EpisodeStats().add(orphan) == 0  # a continuation whose start it never saw

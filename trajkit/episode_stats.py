@@ -13,12 +13,13 @@ convention), carried across iterations, so an iteration that completes no episod
 instead of NaN. It has ``state_dict()``/``load_state_dict()``, so a checkpoint taken
 with it resumes with the same window.
 
-**Joining pieces (hook for continuing episodes).** :meth:`EpisodeStats.add` walks the
-pieces of :func:`episode_pieces` and keeps only whole ones (:meth:`EpisodeStats._keep`).
-When the sampler can continue episodes across ``sample()`` calls and marks the
-continuation pieces, that is the one place to change: keep a cut piece's return and
-length as pending (per env slot, saved in ``state_dict``) and add them to its
-continuation, so that only the joined whole episode enters the window.
+**Joining pieces (continuing episodes).** Pieces from ``EpiSampler(..., continuing=True)``
+carry ``continued`` and ``epi_key``. :meth:`EpisodeStats.add` keeps a cut piece's return
+and length as pending under its ``epi_key`` and adds them to its continuation, so only
+the joined whole episode enters the window. A continued piece whose start it never saw
+(added to another EpisodeStats, or before a restore) is skipped, like a cut one. The
+pending pieces are not saved in ``state_dict``: a restored sampler starts new episodes,
+so they could never be completed.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Piece:
     ret: float
     length: int
     sampler_cut: bool
+    continued: bool = False
+    key: tuple[int, int] | None = None  #: ``epi_key`` (env, episode number) from a continuing sampler
 
 
 def episode_pieces(epis: Episodes) -> Iterator[Piece]:
@@ -55,15 +58,21 @@ def episode_pieces(epis: Episodes) -> Iterator[Piece]:
         rews = epis["rews"].detach().double().cpu().numpy()
         b = epis.bounds.numpy()
         rets = np.add.reduceat(rews, b[:-1]) if len(rews) else np.zeros(0)
-        cut = epis.epi_col("sampler_cut").bool().cpu().numpy() if "sampler_cut" in epis.epi else None
+        cols = epis.epi
+        cut = cols["sampler_cut"].bool().cpu().numpy() if "sampler_cut" in cols else np.zeros(epis.num_epi, bool)
+        cont = cols["continued"].bool().cpu().numpy() if "continued" in cols else np.zeros(epis.num_epi, bool)
+        keys: list[tuple[int, int] | None] = [None] * epis.num_epi
+        if "epi_key" in cols:
+            keys = [(int(a), int(b_)) for a, b_ in cols["epi_key"].cpu().tolist()]
         for e in range(epis.num_epi):
-            yield Piece(float(rets[e]), int(b[e + 1] - b[e]), bool(cut[e]) if cut is not None else False)
+            yield Piece(float(rets[e]), int(b[e + 1] - b[e]), bool(cut[e]), bool(cont[e]), keys[e])
         return
     for i, epi in enumerate(epis):
         if "rews" not in epi:
             raise KeyError(f"episode {i} has no 'rews'; keys: {sorted(epi)}")
         rews = np.asarray(epi["rews"], dtype=np.float64)
-        yield Piece(float(rews.sum()), len(rews), bool(epi.get("sampler_cut", False)))
+        key = None if "epi_key" not in epi else (int(epi["epi_key"][0]), int(epi["epi_key"][1]))
+        yield Piece(float(rews.sum()), len(rews), bool(epi.get("sampler_cut", False)), bool(epi.get("continued")), key)
 
 
 def _summary(rets: np.ndarray, lens: np.ndarray) -> Record:
@@ -115,6 +124,7 @@ class EpisodeStats:
         self.window = check_int("window", window, min_value=1)
         self._epis: deque[tuple[float, int]] = deque(maxlen=self.window)
         self.total = 0  #: completed episodes added so far (also those that left the window)
+        self._pending: dict[tuple[int, int], tuple[float, int]] = {}  # epi_key -> return, length so far
 
     def __len__(self) -> int:
         """Number of episodes in the window (at most ``window``)."""
@@ -130,16 +140,29 @@ class EpisodeStats:
         """Lengths (steps) of the episodes in the window, oldest first, shape ``(len(self),)``."""
         return np.array([n for _, n in self._epis], dtype=np.int64)
 
-    def _keep(self, piece: Piece) -> bool:
-        """Whether ``piece`` is a completed episode (the hook for joining pieces: module docstring)."""
-        return not piece.sampler_cut
+    def _join(self, piece: Piece) -> tuple[float, int] | None:
+        """The return and length of the whole episode ``piece`` completes, or None (cut, or its start unseen)."""
+        ret, length = piece.ret, piece.length
+        if piece.key is not None:
+            before = self._pending.pop(piece.key, None)
+            if piece.continued and before is None:
+                return None
+            if piece.continued and before is not None:
+                ret, length = before[0] + ret, before[1] + length
+            if piece.sampler_cut:
+                self._pending[piece.key] = (ret, length)
+        return None if piece.sampler_cut else (ret, length)
 
     def add(self, epis: Episodes) -> int:
-        """Add the completed episodes of ``epis`` (a Traj or episode dicts); returns how many."""
+        """Add the completed episodes of ``epis`` (a Traj or episode dicts, in call order); returns how many.
+
+        Pieces of continuing episodes are joined first (module docstring).
+        """
         added = 0
         for piece in episode_pieces(epis):
-            if self._keep(piece):
-                self._epis.append((piece.ret, piece.length))
+            whole = self._join(piece)
+            if whole is not None:
+                self._epis.append(whole)
                 added += 1
         self.total += added
         return added
