@@ -8,7 +8,15 @@ import logging
 import os
 
 from trajkit.envs.remote.actions import OUT_OF_BOUNDS_MODES
-from trajkit.envs.remote.server import serve
+from trajkit.envs.remote.server import (
+    DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_PENDING,
+    DEFAULT_OUT_OF_BOUNDS,
+    serve,
+)
 
 _LOG = logging.getLogger("trajkit.envs.remote")
 
@@ -27,17 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     auth.add_argument("--no-token", action="store_true",
                       help="serve WITHOUT authentication: anyone who can connect can drive the env")
     p.add_argument("--make-kwargs", default="{}", help="JSON dict of gymnasium.make keyword arguments")
-    p.add_argument("--idle-timeout", type=float, default=600.0,
+    p.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
                    help="seconds within which a client's next request must be complete")
-    p.add_argument("--frame-timeout", type=float, default=30.0,
+    p.add_argument("--frame-timeout", type=float, default=DEFAULT_FRAME_TIMEOUT,
                    help="seconds within which a request must be complete once begun")
-    p.add_argument("--handshake-timeout", type=float, default=10.0,
+    p.add_argument("--handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT,
                    help="seconds within which a new connection must log in")
     p.add_argument("--max-envs", type=int, default=None)
-    p.add_argument("--max-clients", type=int, default=64, help="logged-in clients at a time")
-    p.add_argument("--max-pending", type=int, default=64,
+    p.add_argument("--max-clients", type=int, default=DEFAULT_MAX_CLIENTS, help="logged-in clients at a time")
+    p.add_argument("--max-pending", type=int, default=DEFAULT_MAX_PENDING,
                    help="connections waiting to log in; beyond it the oldest is shed")
-    p.add_argument("--out-of-bounds", choices=OUT_OF_BOUNDS_MODES, default="error",
+    p.add_argument("--out-of-bounds", choices=OUT_OF_BOUNDS_MODES, default=DEFAULT_OUT_OF_BOUNDS,
                    help="refuse (error) or clip Box actions outside the bounds")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p

@@ -22,6 +22,15 @@ _LOG = logging.getLogger("trajkit.envs.remote")
 _BACKLOG = 1024
 
 
+#: defaults of the server's limits, shared by :class:`EnvServer`, :func:`serve` and ``python -m trajkit.envs``
+DEFAULT_IDLE_TIMEOUT = 600.0
+DEFAULT_FRAME_TIMEOUT = 30.0
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_MAX_CLIENTS = 64
+DEFAULT_MAX_PENDING = 64
+DEFAULT_OUT_OF_BOUNDS = "error"
+
+
 class _EnvPool:
     """Envs for connections: one env object shared by at most one client, or a factory's envs."""
 
@@ -112,14 +121,14 @@ class EnvServer:
         port: int = 0,
         token: str | None = None,
         *,
-        idle_timeout: float = 600.0,
-        frame_timeout: float = 30.0,
-        handshake_timeout: float = 10.0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        frame_timeout: float = DEFAULT_FRAME_TIMEOUT,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         max_envs: int | None = None,
-        max_clients: int = 64,
-        max_pending: int = 64,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        max_pending: int = DEFAULT_MAX_PENDING,
         max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
-        out_of_bounds: str = "error",
+        out_of_bounds: str = DEFAULT_OUT_OF_BOUNDS,
         logger: logging.Logger | None = None,
     ) -> None:
         self._limits = SessionLimits(
@@ -256,14 +265,14 @@ def serve(
     port: int = 0,
     token: str | None = None,
     *,
-    idle_timeout: float = 600.0,
-    frame_timeout: float = 30.0,
-    handshake_timeout: float = 10.0,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    frame_timeout: float = DEFAULT_FRAME_TIMEOUT,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     max_envs: int | None = None,
-    max_clients: int = 64,
-    max_pending: int = 64,
+    max_clients: int = DEFAULT_MAX_CLIENTS,
+    max_pending: int = DEFAULT_MAX_PENDING,
     max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
-    out_of_bounds: str = "error",
+    out_of_bounds: str = DEFAULT_OUT_OF_BOUNDS,
     logger: logging.Logger | None = None,
     on_ready: Callable[[tuple[str, int]], None] | None = None,
 ) -> None:
