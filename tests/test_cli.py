@@ -192,3 +192,10 @@ def test_counts_below_one_are_usage_errors(argv: list[str], capsys: pytest.Captu
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2 and "must be >= 1" in capsys.readouterr().err
+
+
+def test_evaluating_during_training_does_not_change_what_is_learned(tmp_path: Path) -> None:
+    assert _train("ppo", "--env", "CartPole-v1", "--logdir", str(tmp_path / "a"), *TINY) == 0
+    assert _train("ppo", "--env", "CartPole-v1", "--logdir", str(tmp_path / "b"), "--eval-every", "128", *TINY) == 0
+    plain = [{k: v for k, v in r.items() if not k.startswith("eval_")} for r in _rows(tmp_path / "b")]
+    assert plain == _rows(tmp_path / "a")
