@@ -14,6 +14,9 @@ import trajkit as tk
 
 ray = pytest.importorskip("ray")
 
+#: starting Ray and its actors takes seconds: the whole file runs in the slow tier (CI runs it)
+pytestmark = pytest.mark.slow
+
 from scaleout_envs import DiesOnceOnStep, DiesOnStep, HangsOnStep  # noqa: E402
 
 
@@ -56,7 +59,6 @@ def test_dead_actor_is_reported_promptly() -> None:
         sampler.sample(pol, max_steps=20)
 
 
-@pytest.mark.slow  # a few seconds of worker start-up: CI runs it in the slow tier
 def test_dead_actor_is_restarted_when_asked(tmp_path: object) -> None:
     pol = _pol()
     marker = os.path.join(str(tmp_path), "died")
@@ -78,7 +80,6 @@ def test_a_hung_actor_times_out_with_where_it_hung() -> None:
         sampler.sample(pol, max_steps=20)
 
 
-@pytest.mark.slow  # a few seconds of worker start-up: CI runs it in the slow tier
 def test_an_actor_stuck_where_no_signal_reaches_ends_itself() -> None:
     pol = _pol()
     sampler = tk.EpiSampler(lambda: HangsOnStep(immune=True), pol, num_parallel=2, backend="ray", timeout=0.3)

@@ -52,7 +52,7 @@ def _rows(logdir: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in r.items() if k not in ("sps", "time")} for r in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("num_parallel", [1, 2])
+@pytest.mark.parametrize("num_parallel", [1, pytest.param(2, marks=pytest.mark.slow)])  # workers: slow tier
 def test_stopped_and_resumed_run_is_bit_identical(tmp_path: Path, num_parallel: int) -> None:
     full, split = tmp_path / "full", tmp_path / "split"
     _spec(full, 600, num_parallel)
