@@ -37,21 +37,14 @@ from trajkit.pds import (
     Pd,
     SquashedGaussianPd,
 )
-from trajkit.spaces import BoxBounds, EnvOrSpaces, box_to_env, env_spaces, flat_dim
+from trajkit.spaces import BoxBounds, EnvOrSpaces, box_to_env, env_spaces, flat_dim, require_box
 
 # re-exported: these lived here before trajkit.spaces and trajkit.nets held them
 __all__ = ["BoxBounds", "box_to_env", "env_spaces", "flat_dim", "net_out_dim", "obs_features"]
 
 
-
 def _ob_inputs(ob_space: gym.Space) -> str:
     return f"the observation ({ob_space})"
-
-
-def _box(space: gym.Space, owner: str) -> gym.spaces.Box:
-    if not isinstance(space, gym.spaces.Box):
-        raise TypeError(f"{owner} needs a Box action space, got {space}")
-    return space
 
 
 class BasePol(nn.Module):
@@ -160,9 +153,9 @@ class GaussianPol(BasePol):
         ``2A`` (mean and log-std); its last layer has gain 0.01.
         """
         ob, ac = env_spaces(env)
-        a = flat_dim(_box(ac, cls.__name__))
+        a = flat_dim(require_box(ac, cls.__name__))
         net = mlp(flat_dim(ob), 2 * a if state_dependent_std else a, hidden, activation, out_gain=0.01)
-        return cls(ob, _box(ac, cls.__name__), net, log_std_init=log_std_init, rescale=rescale,
+        return cls(ob, require_box(ac, cls.__name__), net, log_std_init=log_std_init, rescale=rescale,
                    obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor) -> Params:
@@ -309,7 +302,7 @@ class DeterministicPol(BasePol):
     ) -> Self:
         """A deterministic policy on an MLP ``obs_dim -> A`` (ReLU, PyTorch's default init: DDPG/TD3's nets)."""
         ob, ac = env_spaces(env)
-        box = _box(ac, cls.__name__)
+        box = require_box(ac, cls.__name__)
         net = mlp(flat_dim(ob), flat_dim(box), hidden, activation, orthogonal=orthogonal)
         return cls(ob, box, net, obs_normalizer=obs_normalizer)
 
@@ -398,7 +391,7 @@ class SquashedGaussianPol(GaussianPol):
     ) -> Self:
         """SAC's policy: an MLP ``obs_dim -> 2A`` (state-dependent mean and log-std; ReLU, default init)."""
         ob, ac = env_spaces(env)
-        box = _box(ac, cls.__name__)
+        box = require_box(ac, cls.__name__)
         net = mlp(flat_dim(ob), 2 * flat_dim(box), hidden, activation, orthogonal=orthogonal)
         return cls(ob, box, net, log_std_init=log_std_init, obs_normalizer=obs_normalizer)
 

@@ -72,3 +72,10 @@ def box_to_env(
         out = ac.copy()
         out[bb.finite] = mapped
     return out.reshape(space.shape).astype(space.dtype)
+
+
+def require_box(space: gym.Space, owner: str) -> gym.spaces.Box:
+    """``space`` if it is a Box, else a TypeError saying that ``owner`` needs one."""
+    if not isinstance(space, gym.spaces.Box):
+        raise TypeError(f"{owner} needs a Box action space, got {space}")
+    return space
