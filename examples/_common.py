@@ -9,12 +9,16 @@ itself stays in the example, top to bottom.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+import trajkit as tk
 from trajkit.checkpoint import save_checkpoint
+from trajkit.evaluation import EVAL_SEED
 from trajkit.run import RunSettings, resolve, to_values
 from trajkit.run.presets import parse_overrides
 from trajkit.run.session import check_logdir, clear_run_files
@@ -64,13 +68,6 @@ def finish(
     args: argparse.Namespace, cfg: RunSettings, pol: torch.nn.Module, steps: int, start: float
 ) -> dict[str, float]:
     """The deterministic evaluation every example ends with (env seeds apart from training), printed and returned."""
-    import time
-
-    import numpy as np
-
-    import trajkit as tk
-    from trajkit.evaluation import EVAL_SEED
-
     train_time = time.time() - start
     rets = tk.evaluate(cfg.env, pol, num_epis=args.eval_epis, seed=EVAL_SEED + cfg.seed)
     print(f"steps {steps}, {train_time:.0f}s; deterministic eval over {args.eval_epis} episodes: "

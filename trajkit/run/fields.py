@@ -192,8 +192,3 @@ def build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     if missing:
         raise ConfigError(f"{where}: missing settings {missing}")
     return cls(**kwargs)
-
-
-def field_doc(cls: type, name: str) -> str:
-    """The documentation string of field ``name`` of ``cls``."""
-    return next(f.metadata.get("doc", "") for f in dataclasses.fields(cls) if f.name == name)

@@ -149,7 +149,7 @@ def build_on_policy(cfg: OnPolicyConfig, ob_space: gym.Space, ac_space: gym.Spac
     assert norm is None or isinstance(norm, ObsNormalizer)
     optim_vf = torch.optim.Adam(vf.parameters(), cfg.vf_lr)
     args: dict[str, Any] = {"pol": pol, "vf": vf, "optim_vf": optim_vf}
-    optims: list[torch.optim.Optimizer] = [optim_vf]
+    optims: list[torch.optim.Optimizer] = [optim_vf]  # value function first: the on-policy loop sets lrs in this order
     if cfg.has_optim_pol:
         args["optim_pol"] = torch.optim.Adam(pol.parameters(), cfg.lr)
         optims.append(args["optim_pol"])

@@ -54,8 +54,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
     train = algorithm(cfg).train  # e.g. ppo_clip.train, sac.train (trajkit.run.registry)
     device = torch.device(cfg.device)
     gen = torch.Generator().manual_seed(cfg.seed)  # minibatch indices are drawn on the CPU
-    optims = [models.train_args["optim_vf"]] + ([models.train_args["optim_pol"]] if cfg.has_optim_pol else [])
-    base_lrs = [cfg.vf_lr] + ([cfg.lr] if cfg.has_optim_pol else [])
+    base_lrs = [cfg.vf_lr] + ([cfg.lr] if cfg.has_optim_pol else [])  # in the order of models.optims
     spi = cfg.steps_per_iter
     total_iters = max(1, math.ceil(cfg.steps / spi))
     record: dict[str, float] = {}
@@ -67,7 +66,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
         with session.reporting(total_iters * spi) as (bar, logger):
             while c["iteration"] < total_iters:
                 frac = lr_fraction(c["env_steps"], cfg.lr_decay_steps)
-                set_lrs(optims, base_lrs, frac)
+                set_lrs(models.optims, base_lrs, frac)
                 epis = sampler.sample(models.pol, max_steps=spi)
                 traj = Traj.from_epis(epis, device=device)
                 if models.obs_normalizer is not None:

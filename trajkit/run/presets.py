@@ -117,6 +117,14 @@ def from_values(algo: str, values: Mapping[str, Any]) -> RunSettings:
     return cfg
 
 
+def _checked(
+    cls: type[RunSettings], values: dict[str, Any], overrides: Mapping[str, Any] | None, run: Mapping[str, Any]
+) -> RunSettings:
+    """``values`` with the ``run`` settings (None: keep) and then ``overrides`` applied, as a checked config."""
+    values.update({k: v for k, v in run.items() if v is not None})
+    return from_values(cls.algo, apply_overrides(values, cls, overrides or {}))
+
+
 def resolve(algo: str, env: str, overrides: Mapping[str, Any] | None = None, **run: Any) -> RunSettings:
     """The config of ``algo`` on ``env``: its preset, then ``run`` settings, then ``overrides``.
 
@@ -127,9 +135,7 @@ def resolve(algo: str, env: str, overrides: Mapping[str, Any] | None = None, **r
     cls = config_class(algo)
     values = preset_values(algo, env)
     values["env"] = env
-    values.update({k: v for k, v in run.items() if v is not None})
-    values = apply_overrides(values, cls, overrides or {})
-    return from_values(algo, values)
+    return _checked(cls, values, overrides, run)
 
 
 def load_config_file(path: str | Path, overrides: Mapping[str, Any] | None = None, **run: Any) -> RunSettings:
@@ -149,9 +155,7 @@ def load_config_file(path: str | Path, overrides: Mapping[str, Any] | None = Non
     if not isinstance(values, dict) or not isinstance(values.get("algo"), str):
         raise ConfigError(f"{p}: a config file is a mapping with an 'algo' entry (write one with 'trajkit config')")
     cls = config_class(values["algo"])
-    values.update({k: v for k, v in run.items() if v is not None})
-    values = apply_overrides({k: v for k, v in values.items() if k != "algo"}, cls, overrides or {})
-    return from_values(cls.algo, values)
+    return _checked(cls, {k: v for k, v in values.items() if k != "algo"}, overrides, run)
 
 
 def to_values(cfg: RunSettings) -> dict[str, Any]:
