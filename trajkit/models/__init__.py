@@ -1,0 +1,21 @@
+"""Learned dynamics models (deterministic, Gaussian, ensembles) and known reward functions.
+
+Train them with :func:`trajkit.algos.dynamics.train`; plan with them through
+:class:`trajkit.mpc.MPCPol`; roll policies out inside them with
+:mod:`trajkit.envs.model_env`.
+"""
+
+from __future__ import annotations
+
+from trajkit.models.dynamics import DynamicsModel, GaussianDynamicsModel, Standardizer
+from trajkit.models.ensemble import EnsembleLinear, EnsembleMLP
+from trajkit.models.rewards import pendulum_reward
+
+__all__ = [
+    "DynamicsModel",
+    "EnsembleLinear",
+    "EnsembleMLP",
+    "GaussianDynamicsModel",
+    "Standardizer",
+    "pendulum_reward",
+]
