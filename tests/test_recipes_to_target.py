@@ -1,0 +1,35 @@
+"""Slow tier: every documented recipe (benchmarks/results.py's rows) trained for seed 0 to its documented target.
+
+The same config the results pages document (the preset plus the row's settings, the
+row's budget), trained through the run layer as ``trajkit train`` does; minutes each.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import results  # noqa: E402
+
+from trajkit.run.presets import resolve  # noqa: E402
+from trajkit.run.runner import train  # noqa: E402
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", results.ROWS, ids=[r.name for r in results.ROWS])
+def test_recipe_reaches_its_documented_target_on_seed_0(row, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = resolve(row.algo, row.env, overrides=row.hp, seed=0)
+        assert cfg.steps == row.steps, "the documented budget is the preset's"
+        outcome = train(cfg, tmp_path, progress=False, console=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert outcome.env_steps >= row.steps
+    assert outcome.eval_mean >= row.target, (row.name, outcome.eval_returns)
