@@ -149,3 +149,21 @@ def test_add_record_keeps_what_another_benchmark_wrote_meanwhile(tmp_path):
     out = rr.add_record(path, record(0, 300.0))
     assert sorted((r["row"], r["eval_mean"]) for r in out) == [("ppo", 300.0), ("trpo", 200.0)]
     assert rr.read_records(path) == out
+
+
+def test_main_records_runs_skips_recorded_ones_and_resumes_a_longer_budget(tmp_path, capsys):
+    docs, data, logs = _copy_docs(tmp_path), tmp_path / "docs" / "results", tmp_path / "logs"
+    argv = ["--algos", "ppo", "--seeds", "0", "--no-sb3", "--data", str(data), "--docs", str(docs),
+            "--logroot", str(logs)]
+    results.main([*argv, "--steps", "512"])
+    (rec,) = rr.read_records(data / "results.csv")
+    assert (rec["row"], rec["library"], rec["seed"], rec["budget"], rec["steps"]) == ("ppo", "trajkit", 0, 512, 512)
+    assert rec["cpu_s"] > 0 and rec["torch"] and (data / "ppo.png").exists()
+    results.main([*argv, "--steps", "512"])
+    assert "(skipped)" in capsys.readouterr().out
+    results.main([*argv, "--steps", "1024"])  # resumes the run's checkpoint: iterations 3 and 4 continue it
+    recs = rr.read_records(data / "results.csv")
+    assert [(r["budget"], r["steps"]) for r in recs] == [(512, 512), (1024, 1024)]
+    from trajkit.logger import read_csv
+
+    assert list(read_csv(logs / "ppo" / "trajkit_s0" / "progress.csv")["iteration"]) == [1, 2, 3, 4]
