@@ -172,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--no-sb3", action="store_true", help="skip the stable-baselines3 runs")
     ap.add_argument("--steps", type=int, default=None, help="override every row's budget (smoke tests)")
     ap.add_argument("--rerun", action="store_true", help="train again even where a result is recorded")
+    ap.add_argument("--reverse", action="store_true",
+                    help="run the rows last to first (a second benchmark beside a first one meets it midway)")
     ap.add_argument("--report-only", action="store_true", help="no training: tables and images from the file")
     ap.add_argument("--logroot", type=Path, default=ROOT / "runs" / "results")
     ap.add_argument("--data", type=Path, default=ROOT / "docs" / "results", help="results.csv and images")
@@ -182,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results_file = args.data / "results.csv"
     records = results_report.read_records(results_file)
     if not args.report_only:  # several benchmarks may run side by side on different rows
-        for row in rows:
+        for row in reversed(rows) if args.reverse else rows:
             for seed in args.seeds:
                 for library in libraries(row, not args.no_sb3):
                     budget = args.steps or row.steps
