@@ -1,4 +1,4 @@
-"""Learning-tier tests for the off-policy examples (full bars: benchmarks/bench_offpolicy.py).
+"""Learning-tier tests for the off-policy examples (full bars: benchmarks/results.py).
 
 Marked ``learning``: out of the default tier, run with ``pytest -m learning``.
 
