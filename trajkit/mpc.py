@@ -7,8 +7,8 @@ first and plans again (receding horizon). Two optimizers over action sequences:
   uniformly in the action bounds; the first action of the best one is taken;
 * ``"cem"`` (cross-entropy method, PETS): ``cem_iters`` rounds of sampling
   ``num_samples`` sequences from a Gaussian clipped to the bounds, refitting the
-  Gaussian to the ``num_elites`` best (smoothed by ``alpha``); the final mean's first
-  action is taken.
+  Gaussian to the ``num_elites`` best (smoothed by ``alpha``); the first action of the
+  best sequence drawn is taken (the elites' mean can fall between two modes).
 
 A sequence's value is the mean over ``particles`` of its summed reward: the reward is a
 known ``reward_fn(obs, acs, next_obs) -> (R,)`` or, without one, the model's learned
@@ -44,7 +44,27 @@ from trajkit.pols import BasePol
 #: a known reward: ``(obs: (R, O), acs: (R, A), next_obs: (R, O)) -> (R,)``, actions in env units
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-__all__ = ["MPCPol", "RewardFn", "cem_maximize"]
+__all__ = ["MPCPol", "RewardFn", "cem_maximize", "colored_noise"]
+
+
+def colored_noise(shape: tuple[int, ...], beta: float, generator: torch.Generator | None,
+                  device: torch.device) -> torch.Tensor:
+    """Standard-normal noise ``(..., T, X)`` whose power over the time axis ``T`` falls as ``1 / f**beta``.
+
+    ``beta = 0`` is white noise; larger ``beta`` gives smoother action sequences (iCEM,
+    Pinneri et al., 2020, samples with ``beta`` 2 to 3). Each sequence is scaled to unit
+    variance over time.
+    """
+    if beta == 0.0:
+        return torch.randn(shape, generator=generator, device=device)
+    *lead, t, x = shape
+    freqs = torch.fft.rfftfreq(t, device=device)
+    freqs[0] = freqs[1] if t > 1 else 1.0
+    scale = freqs.pow(-beta / 2)[:, None]  # (T // 2 + 1, 1)
+    re = torch.randn((*lead, len(freqs), x), generator=generator, device=device)
+    im = torch.randn((*lead, len(freqs), x), generator=generator, device=device)
+    out = torch.fft.irfft(torch.complex(re, im) * scale, n=t, dim=-2)
+    return (out - out.mean(-2, keepdim=True)) / out.std(-2, keepdim=True).clamp_min(1e-8)
 
 
 def cem_maximize(
@@ -58,26 +78,37 @@ def cem_maximize(
     iters: int,
     alpha: float = 0.1,
     init_std: float = 0.5,
+    noise_beta: float = 0.0,
+    init_mean: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Maximize ``score`` over boxes ``[low, high]`` of shape ``X`` with the cross-entropy method: ``(batch, *X)``.
 
     ``score`` maps candidates ``(batch, S, *X)`` to ``(batch, S)``. The search starts at
     the boxes' centres with std ``init_std`` times the half-range; each of ``iters``
-    rounds draws ``num_samples`` candidates (clipped to the bounds) and moves mean and std
-    to the ``num_elites`` best, ``new = alpha * old + (1 - alpha) * elite``.
+    rounds draws ``num_samples`` candidates (clipped to the bounds; with ``noise_beta``
+    > 0 and ``X = (T, A)``, noise coloured over ``T``: :func:`colored_noise`) and moves
+    mean and std to the ``num_elites`` best, ``new = alpha * old + (1 - alpha) * elite``.
+    ``init_mean: (batch, *X)`` replaces the centres as the first mean (a warm start).
+    Returns ``(best, mean)``: the best candidate drawn in any round (the elites' mean
+    can fall between two modes, e.g. swinging left and right) and the final mean.
     """
     shape = (batch, *low.shape)
-    mean = ((low + high) / 2).expand(shape).clone()
+    mean = ((low + high) / 2).expand(shape).clone() if init_mean is None else init_mean.clone()
     std = ((high - low) / 2 * init_std).expand(shape).clone()
+    rows = torch.arange(batch, device=low.device)
+    best, best_score = mean.clone(), torch.full((batch,), -torch.inf, device=low.device)
     for _ in range(iters):
-        noise = torch.randn((batch, num_samples, *low.shape), generator=generator, device=low.device)
+        noise = colored_noise((batch, num_samples, *low.shape), noise_beta, generator, low.device)
         cand = torch.maximum(torch.minimum(mean.unsqueeze(1) + std.unsqueeze(1) * noise, high), low)
-        top = score(cand).topk(num_elites, dim=1).indices
-        elites = cand[torch.arange(batch, device=low.device).unsqueeze(1), top]
+        scores = score(cand)
+        top = scores.topk(num_elites, dim=1).indices
+        better = scores[rows, top[:, 0]] > best_score
+        best[better], best_score[better] = cand[rows, top[:, 0]][better], scores[rows, top[:, 0]][better]
+        elites = cand[rows.unsqueeze(1), top]
         mean = alpha * mean + (1 - alpha) * elites.mean(1)
         std = alpha * std + (1 - alpha) * elites.std(1, unbiased=False)
-    return mean
+    return best, mean
 
 
 class MPCPol(BasePol):
@@ -94,6 +125,12 @@ class MPCPol(BasePol):
         optimizer: ``"cem"`` or ``"random"`` (shooting).
         cem_iters, num_elites, alpha, init_std: the CEM rounds, elites kept, smoothing, and
             initial std as a fraction of the half-range.
+        noise_beta: colour of CEM's sampling noise over time (0: white, as PETS; 2: iCEM's
+            smoother sequences, :func:`colored_noise`).
+        warm_start: CEM starts from the previous call's final mean shifted by one step
+            (PETS) when the previous call planned for as many rows; the only state the
+            policy carries between calls (:meth:`reset` drops it). False: every call is a
+            pure function of ``obs`` and ``generator``.
         propagation: ``"tsinf"``, ``"ts1"`` or ``"mean"`` (see the module doc).
         particles: ``P`` per sequence, a multiple of ``E`` (default ``E``); 1 with ``"mean"``.
 
@@ -116,6 +153,8 @@ class MPCPol(BasePol):
         num_elites: int = 40,
         alpha: float = 0.1,
         init_std: float = 0.5,
+        noise_beta: float = 0.0,
+        warm_start: bool = False,
         propagation: Literal["tsinf", "ts1", "mean"] = "tsinf",
         particles: int | None = None,
     ) -> None:
@@ -141,11 +180,14 @@ class MPCPol(BasePol):
             raise ValueError(f"num_elites ({num_elites}) must not exceed the population num_samples ({num_samples})")
         self.alpha = check_float("alpha", alpha, min_value=0.0, max_value=1.0)
         self.init_std = check_float("init_std", init_std, min_value=0.0, min_open=True)
+        self.noise_beta = check_float("noise_beta", noise_beta, min_value=0.0)
         e = model.num_members
         p = (1 if propagation == "mean" else e) if particles is None else check_int("particles", particles, min_value=1)
         if propagation != "mean" and p % e:
             raise ValueError(f"particles ({p}) must be a multiple of the ensemble size ({e}) with {propagation!r}")
         self.optimizer, self.propagation, self.particles = optimizer, propagation, p
+        self.warm_start = bool(warm_start)
+        self._last_plan: torch.Tensor | None = None
         self.pd = DeterministicPd()
         self.register_buffer("low", torch.as_tensor(ac_space.low, dtype=torch.float32).reshape(-1), persistent=False)
         self.register_buffer("high", torch.as_tensor(ac_space.high, dtype=torch.float32).reshape(-1), persistent=False)
@@ -176,12 +218,23 @@ class MPCPol(BasePol):
             seqs = low + u * (high - low)
             best = self.sequence_returns(obs, seqs, generator).argmax(1)
             return seqs[torch.arange(b, device=obs.device), best, 0]
-        mean = cem_maximize(
+        init = None
+        last = self._last_plan
+        if self.warm_start and last is not None and last.shape[0] == b and last.device == obs.device:
+            init = torch.cat([last[:, 1:], ((low + high) / 2)[-1:].expand(b, 1, -1)], 1)  # shifted by one step
+        best, mean = cem_maximize(
             lambda cand: self.sequence_returns(obs, cand, generator), low, high, batch=b,
             num_samples=self.num_samples, num_elites=self.num_elites, iters=self.cem_iters,
-            alpha=self.alpha, init_std=self.init_std, generator=generator,
+            alpha=self.alpha, init_std=self.init_std, noise_beta=self.noise_beta, init_mean=init,
+            generator=generator,
         )
-        return mean[:, 0]
+        if self.warm_start:
+            self._last_plan = mean
+        return best[:, 0]
+
+    def reset(self) -> None:
+        """Forget the warm-start plan (call between episodes; a no-op without ``warm_start``)."""
+        self._last_plan = None
 
     def sequence_returns(
         self, obs: torch.Tensor, seqs: torch.Tensor, generator: torch.Generator | None = None
