@@ -48,11 +48,15 @@ _EXPORTS: dict[str, str] = {
     "load_traj": "trajkit.io",
     "evaluate": "trajkit.evaluation",
     "make_pol_vf": "trajkit.run.models",
+    "DynamicsModel": "trajkit.models",
+    "GaussianDynamicsModel": "trajkit.models",
+    "MPCPol": "trajkit.mpc",
+    "ModelEnv": "trajkit.envs.model_env",
 }
 _SUBMODULES = (
     "algos", "buffers", "checkpoint", "checks", "console", "devices", "ef", "envs", "episode_stats", "evaluation",
     "io", "lf", "logger", "nets", "noise", "normalizers", "pds", "plot", "pols", "run", "samplers", "spaces", "traj",
-    "vfuncs",
+    "vfuncs", "models", "mpc",
 )
 
 if TYPE_CHECKING:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from trajkit.models.dynamics import DynamicsModel, GaussianDynamicsModel, Standardizer
 from trajkit.models.ensemble import EnsembleLinear, EnsembleMLP
-from trajkit.models.rewards import pendulum_reward
+from trajkit.models.rewards import KNOWN_REWARDS, pendulum_reward
 
 __all__ = [
+    "KNOWN_REWARDS",
     "DynamicsModel",
     "EnsembleLinear",
     "EnsembleMLP",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["pendulum_reward"]
+__all__ = ["KNOWN_REWARDS", "pendulum_reward"]
 
 
 def pendulum_reward(
@@ -27,3 +27,7 @@ def pendulum_reward(
     th = torch.atan2(obs[:, 1], obs[:, 0])
     u = acs.reshape(len(acs), -1)[:, 0].clamp(-max_torque, max_torque)
     return -(th.pow(2) + 0.1 * obs[:, 2].pow(2) + 0.001 * u.pow(2))
+
+
+#: env id -> its known reward function (what ``reward: known`` in the model-based presets uses)
+KNOWN_REWARDS = {"Pendulum-v1": pendulum_reward}

@@ -36,6 +36,9 @@ from trajkit.pols import (
 from trajkit.run.config import (
     DDPGConfig,
     DQNConfig,
+    MBPOConfig,
+    ModelBasedConfig,
+    MPCConfig,
     OffPolicyConfig,
     OnPolicyConfig,
     QTOptConfig,
@@ -268,6 +271,68 @@ def build_qtopt(cfg: QTOptConfig, ob_space: gym.Space, ac_space: gym.Space) -> M
         "optim_qf": _adam([qf1, qf2], cfg.lr),
     }
     return Models(pol, args, {"pol": pol, **args}, explore_pol=pol, optims=_optims(args))
+
+
+# ---------------------------------------------------------------------------- model-based
+def dynamics_model(cfg: ModelBasedConfig, ob_space: gym.Space, ac_space: gym.Space) -> Any:
+    """The dynamics ensemble of ``cfg`` (Gaussian or deterministic members) and its Adam optimizer."""
+    from trajkit.models import DynamicsModel, GaussianDynamicsModel
+
+    cls = GaussianDynamicsModel if cfg.gaussian else DynamicsModel
+    model = cls(ob_space, _box(ac_space, cfg.algo), num_members=cfg.ensemble_size, hidden=cfg.model_hidden,
+                learn_reward=cfg.reward == "learned")
+    lr = cfg.model_lr if isinstance(cfg, MBPOConfig) else cfg.lr  # MPC's one learning rate is the model's
+    return model, torch.optim.Adam(model.parameters(), lr, weight_decay=cfg.model_weight_decay)
+
+
+def known_reward(cfg: ModelBasedConfig) -> Callable[..., torch.Tensor] | None:
+    """The env's known reward function with ``reward: known`` (None: the model learns it)."""
+    from trajkit.models import KNOWN_REWARDS
+
+    if cfg.reward == "learned":
+        return None
+    if cfg.env not in KNOWN_REWARDS:
+        raise ConfigError(f"{cfg.algo}: no known reward for {cfg.env} (known: {sorted(KNOWN_REWARDS)}); "
+                          "use reward=learned")
+    return KNOWN_REWARDS[cfg.env]
+
+
+def build_mpc(cfg: MPCConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """MPC and PETS: a dynamics ensemble, its optimizer, the planning policy; uniform actions before learning."""
+    from trajkit.mpc import MPCPol
+
+    model, optim = dynamics_model(cfg, ob_space, ac_space)
+    pol = MPCPol(
+        ob_space, ac_space, model, reward_fn=known_reward(cfg), horizon=cfg.horizon, num_samples=cfg.num_samples,
+        optimizer=cfg.optimizer, cem_iters=cfg.cem_iters, num_elites=cfg.num_elites, alpha=cfg.cem_alpha,
+        init_std=cfg.init_std, noise_beta=cfg.noise_beta, warm_start=cfg.warm_start,
+        propagation=cfg.propagation, particles=cfg.particles,
+    )
+    args = {"model": model, "optim": optim}
+    return Models(pol, args, dict(args), explore_pol=pol, warmup_pol=RandomPol(ob_space, ac_space), optims=[optim])
+
+
+def build_mbpo(cfg: MBPOConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """MBPO: SAC's models (as ``build_sac``) plus the dynamics ensemble (``model``, ``optim_model``)."""
+    ac_space = _box(ac_space, "mbpo")
+    pol = SquashedGaussianPol.for_env((ob_space, ac_space), hidden=cfg.hidden)
+    temperature = Temperature()
+    qf1, qf2 = (DeterministicSAVfunc.for_env((ob_space, ac_space), hidden=cfg.hidden) for _ in range(2))
+    args = {
+        "pol": pol,
+        "qf1": qf1,
+        "qf2": qf2,
+        "target_qf1": copy.deepcopy(qf1),
+        "target_qf2": copy.deepcopy(qf2),
+        "optim_qf": _adam([qf1, qf2], cfg.lr),
+        "log_alpha": temperature.log_alpha,
+        "optim_pol": _adam([pol], cfg.lr),
+        "optim_alpha": _adam([temperature], cfg.lr),
+    }
+    model, optim_model = dynamics_model(cfg, ob_space, ac_space)
+    entries = {k: v for k, v in args.items() if k != "log_alpha"} | {"temperature": temperature, "model": model,
+                                                                     "optim_model": optim_model}
+    return Models(pol, args, entries, explore_pol=pol, warmup_pol=UniformActionPol(pol), optims=_optims(args))
 
 
 #: a model factory: (config, observation space, action space) -> models

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from trajkit.algos import ddpg, dqn, ppo_clip, ppo_kl, qtopt, sac, td3, trpo, vpg
+from trajkit.algos import ddpg, dqn, dynamics, ppo_clip, ppo_kl, qtopt, sac, td3, trpo, vpg
 from trajkit.algos.common import TrainResult
 from trajkit.run.config import (
     DDPGConfig,
     DQNConfig,
+    MBPOConfig,
+    MPCConfig,
+    PETSConfig,
     PPOConfig,
     PPOKLConfig,
     QTOptConfig,
@@ -33,6 +36,8 @@ from trajkit.run.models import (
     Models,
     build_ddpg,
     build_dqn,
+    build_mbpo,
+    build_mpc,
     build_on_policy,
     build_qtopt,
     build_sac,
@@ -59,6 +64,9 @@ REGISTRY: dict[str, Algorithm] = {
     "ddpg": Algorithm(DDPGConfig, build_ddpg, ddpg.train),
     "dqn": Algorithm(DQNConfig, build_dqn, dqn.train),
     "qtopt": Algorithm(QTOptConfig, build_qtopt, qtopt.train),
+    "mpc": Algorithm(MPCConfig, build_mpc, dynamics.train),
+    "pets": Algorithm(PETSConfig, build_mpc, dynamics.train),
+    "mbpo": Algorithm(MBPOConfig, build_mbpo, sac.train),
 }
 
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 import torch
 
 from trajkit.envs import GymEnv
-from trajkit.run.config import OffPolicyConfig, OnPolicyConfig, RunSettings
+from trajkit.run.config import ModelBasedConfig, OffPolicyConfig, OnPolicyConfig, RunSettings
 from trajkit.run.fields import ConfigError
 from trajkit.run.models import Models
 from trajkit.run.registry import build_models
@@ -81,4 +81,8 @@ def train(
         from trajkit.run.off_policy import run_off_policy
 
         return run_off_policy(cfg, models, session)
+    if isinstance(cfg, ModelBasedConfig):
+        from trajkit.run.model_based import run_model_based
+
+        return run_model_based(cfg, models, session)
     raise ConfigError(f"no training loop for the {cfg.family!r} family of {cfg.algo!r}")
