@@ -19,8 +19,8 @@ Outputs:
   finished; rerunning skips the runs recorded with their logs present and resumes a
   trajkit run from its checkpoint (an interrupted SB3 run starts again).
 * ``docs/results/ROW.png``: the evaluation curves of every seed (mean and band over
-  seeds), trajkit and SB3 on one axis, drawn by :mod:`trajkit.plot` (the same figure
-  ``trajkit plot --y eval_return_mean LOGDIRS`` draws).
+  seeds), trajkit and SB3 on one axis, drawn by :mod:`trajkit.plot` (the figure of
+  ``trajkit plot --y eval_return_mean LOGDIRS``, its legend naming the libraries).
 * the ``<!-- results begin -->`` / ``<!-- results end -->`` block of each algorithm's
   page in ``docs/algorithms/``, of ``docs/benchmark_results.md`` and of ``README.md``
   (the README only when the docs tree is the repository's).

@@ -106,11 +106,22 @@ def _median(values: Sequence[float]) -> str:
     return f"{statistics.median(values):.0f}" if values else "—"
 
 
+#: the peer library of an algorithm when it is not stable-baselines3 itself
+PEERS = {"trpo": "sb3-contrib"}
+
+
+def peer_name(algo: str) -> str:
+    """``SB3``, or the SB3 family library that has ``algo``."""
+    return PEERS.get(algo, "SB3")
+
+
 def library_label(library: str, runs: Sequence[dict[str, Any]]) -> str:
     """``trajkit 0.2.0`` or ``SB3 2.3.2`` from the runs' recorded versions."""
     if not runs:
         return library
-    return f"trajkit {runs[0]['trajkit']}" if library == "trajkit" else f"SB3 {runs[0]['sb3']}"
+    if library == "trajkit":
+        return f"trajkit {runs[0]['trajkit']}"
+    return f"{peer_name(runs[0]['algo'])} {runs[0]['sb3']}"
 
 
 def row_table(row: RowInfo, records: Sequence[dict[str, Any]], seeds: Sequence[int]) -> list[str]:
@@ -200,6 +211,9 @@ def write_image(row: RowInfo, records: Sequence[dict[str, Any]], root: Path, out
     fig, _ = make_figure(logdirs, y="eval_return_mean", title=f"{row.title} on {row.env}", figsize=(6.0, 3.6))
     ax = fig.axes[0]
     ax.set_ylabel("deterministic evaluation return")
+    for text in ax.get_legend().get_texts():  # "sac Pendulum-v1 (± std ...)" -> "trajkit (± std ...)"
+        name, _, rest = text.get_text().partition(f" {row.env}")
+        text.set_text(("trajkit" if not name.startswith("sb3-") else peer_name(row.algo)) + rest)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
     return True
