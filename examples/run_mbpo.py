@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, tk.ru
     return parse_run_args("mbpo", __doc__, "Pendulum-v1", argv)
 
 
-def run(args: argparse.Namespace, cfg: tk.run.config.MBPOConfig) -> dict[str, float]:
+def run(args: argparse.Namespace, cfg: tk.run.model_based_config.MBPOConfig) -> dict[str, float]:
     """Train as ``cfg`` says; returns the final evaluation and timing."""
     env = tk.GymEnv(cfg.env)
     models = build_models(cfg, env.observation_space, env.action_space)  # SAC's models plus the ensemble

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, tk.ru
     return parse_run_args("pets", __doc__, "Pendulum-v1", argv)
 
 
-def run(args: argparse.Namespace, cfg: tk.run.config.MPCConfig) -> dict[str, float]:
+def run(args: argparse.Namespace, cfg: tk.run.model_based_config.MPCConfig) -> dict[str, float]:
     """Train as ``cfg`` says (PETS or MPC); returns the final evaluation and timing."""
     env = tk.GymEnv(cfg.env)
     models = build_models(cfg, env.observation_space, env.action_space)  # ensemble, optimizer, MPCPol

@@ -39,9 +39,10 @@ def test_cem_finds_the_optimum_of_a_quadratic() -> None:
     def score(x: torch.Tensor) -> torch.Tensor:  # (B, S, X) -> (B, S)
         return -(x - opt[:, None]).pow(2).sum(-1)
 
-    best = cem_maximize(score, low, high, batch=2, num_samples=200, num_elites=20, iters=10,
+    best, mean = cem_maximize(score, low, high, batch=2, num_samples=200, num_elites=20, iters=10,
                         generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(best, opt, atol=0.02, rtol=0)
+    torch.testing.assert_close(mean, opt, atol=0.02, rtol=0)  # the search distribution settles on the optimum
+    torch.testing.assert_close(best, opt, atol=0.05, rtol=0)  # the best candidate drawn is close to it
 
 
 @pytest.mark.parametrize("optimizer", ["cem", "random"])
@@ -52,7 +53,7 @@ def test_the_planner_finds_the_best_action_under_a_known_reward(optimizer: str) 
                  optimizer=optimizer)  # type: ignore[arg-type]
     acs, params = pol.act(torch.zeros(4, 2), generator=torch.Generator().manual_seed(0))
     assert acs.shape == (4, 2) and torch.equal(params["mean"], acs)
-    torch.testing.assert_close(acs, TARGET.expand(4, -1), atol=0.2 if shooting else 0.05, rtol=0)
+    torch.testing.assert_close(acs, TARGET.expand(4, -1), atol=0.2 if shooting else 0.1, rtol=0)
 
 
 @pytest.mark.parametrize("propagation", ["tsinf", "ts1", "mean"])
@@ -97,7 +98,7 @@ def test_pendulum_reward_matches_the_env() -> None:
         obs = nxt
 
 
-@pytest.mark.parametrize("num_parallel", [1, 2])
+@pytest.mark.parametrize("num_parallel", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: worker processes (~5 s)
 def test_mpc_acts_inside_the_sampler_backends(num_parallel: int) -> None:
     env = tk.GymEnv("Pendulum-v1")
     model = GaussianDynamicsModel(env.observation_space, env.action_space, num_members=2, hidden=(8,))

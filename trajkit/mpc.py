@@ -189,6 +189,8 @@ class MPCPol(BasePol):
         self.warm_start = bool(warm_start)
         self._last_plan: torch.Tensor | None = None
         self.pd = DeterministicPd()
+        self.low: torch.Tensor
+        self.high: torch.Tensor
         self.register_buffer("low", torch.as_tensor(ac_space.low, dtype=torch.float32).reshape(-1), persistent=False)
         self.register_buffer("high", torch.as_tensor(ac_space.high, dtype=torch.float32).reshape(-1), persistent=False)
 

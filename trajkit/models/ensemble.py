@@ -46,7 +46,9 @@ class EnsembleMLP(nn.Module):
         if num_members < 1:
             raise ValueError(f"num_members must be >= 1, got {num_members}")
         dims = [in_dim, *hidden, out_dim]
-        self.layers = nn.ModuleList(EnsembleLinear(num_members, i, o) for i, o in zip(dims[:-1], dims[1:], strict=True))
+        self.layers: list[EnsembleLinear] = nn.ModuleList(  # type: ignore[assignment]  # a ModuleList of EnsembleLinear
+            EnsembleLinear(num_members, i, o) for i, o in zip(dims[:-1], dims[1:], strict=True)
+        )
         self.num_members = num_members
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from trajkit.algos.common import TrainResult
 from trajkit.algos.mbpo import MixedSource
 from trajkit.buffers import ReplayBuffer
 from trajkit.envs.model_env import imagine
-from trajkit.run.config import MBPOConfig, ModelBasedConfig
+from trajkit.run.model_based_config import MBPOConfig, ModelBasedConfig
 from trajkit.run.models import Models
 from trajkit.run.on_policy import completed_epis
 from trajkit.run.session import RunOutcome, Session, sampler_timeout
@@ -51,7 +51,8 @@ def _mbpo_update(
 def run_model_based(cfg: ModelBasedConfig, models: Models, session: Session) -> RunOutcome:
     """Train ``models`` as ``cfg`` (an MPC, PETS or MBPO config) says, with ``session``'s bookkeeping."""
     device = torch.device(cfg.device)
-    model, optim = models.checkpoint["model"], models.checkpoint.get("optim_model", models.checkpoint.get("optim"))
+    model = models.checkpoint["model"]
+    optim = models.checkpoint["optim_model" if isinstance(cfg, MBPOConfig) else "optim"]
     fit_kwargs = cfg.model_train_kwargs() if isinstance(cfg, MBPOConfig) else cfg.train_kwargs()
     real = ReplayBuffer(cfg.buffer_size if isinstance(cfg, MBPOConfig) else cfg.steps, device, BUFFER_KEYS)
     entries: dict[str, Any] = {**models.checkpoint, "buffer": real}

@@ -36,9 +36,6 @@ from trajkit.pols import (
 from trajkit.run.config import (
     DDPGConfig,
     DQNConfig,
-    MBPOConfig,
-    ModelBasedConfig,
-    MPCConfig,
     OffPolicyConfig,
     OnPolicyConfig,
     QTOptConfig,
@@ -46,6 +43,7 @@ from trajkit.run.config import (
     TD3Config,
 )
 from trajkit.run.fields import ConfigError
+from trajkit.run.model_based_config import MBPOConfig, ModelBasedConfig, MPCConfig
 from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
 
 
@@ -281,7 +279,7 @@ def dynamics_model(cfg: ModelBasedConfig, ob_space: gym.Space, ac_space: gym.Spa
     cls = GaussianDynamicsModel if cfg.gaussian else DynamicsModel
     model = cls(ob_space, _box(ac_space, cfg.algo), num_members=cfg.ensemble_size, hidden=cfg.model_hidden,
                 learn_reward=cfg.reward == "learned")
-    lr = cfg.model_lr if isinstance(cfg, MBPOConfig) else cfg.lr  # MPC's one learning rate is the model's
+    lr = cfg.model_lr if isinstance(cfg, MBPOConfig) else cfg.lr  # type: ignore[attr-defined]  # MPC's: the model's
     return model, torch.optim.Adam(model.parameters(), lr, weight_decay=cfg.model_weight_decay)
 
 

@@ -18,9 +18,6 @@ from trajkit.algos.common import TrainResult
 from trajkit.run.config import (
     DDPGConfig,
     DQNConfig,
-    MBPOConfig,
-    MPCConfig,
-    PETSConfig,
     PPOConfig,
     PPOKLConfig,
     QTOptConfig,
@@ -31,6 +28,7 @@ from trajkit.run.config import (
     VPGConfig,
 )
 from trajkit.run.fields import ConfigError
+from trajkit.run.model_based_config import MBPOConfig, MPCConfig, PETSConfig
 from trajkit.run.models import (
     Builder,
     Models,

@@ -9,8 +9,9 @@ import gymnasium as gym
 import torch
 
 from trajkit.envs import GymEnv
-from trajkit.run.config import ModelBasedConfig, OffPolicyConfig, OnPolicyConfig, RunSettings
+from trajkit.run.config import OffPolicyConfig, OnPolicyConfig, RunSettings
 from trajkit.run.fields import ConfigError
+from trajkit.run.model_based_config import ModelBasedConfig
 from trajkit.run.models import Models
 from trajkit.run.registry import build_models
 from trajkit.run.session import EvalHook, RunOutcome, Session, seed_everything
