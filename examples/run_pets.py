@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, cfg: tk.run.model_based_config.MPCConfig) -> d
     env = tk.GymEnv(cfg.env)
     models = build_models(cfg, env.observation_space, env.action_space)  # ensemble, optimizer, MPCPol
     model, optim = models.train_args["model"], models.train_args["optim"]
-    buf = tk.ReplayBuffer(cfg.steps, keys=["obs", "acs", "rews"])
+    buf = tk.ReplayBuffer(cfg.buffer_size, keys=["obs", "acs", "rews"])
     gen = torch.Generator().manual_seed(cfg.seed)
     bar = progress_bar(cfg.steps, enabled=not args.no_progress)
     logger = Logger(args.logdir, console=None if args.no_progress else bar.write)

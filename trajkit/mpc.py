@@ -44,7 +44,7 @@ from trajkit.pols import BasePol
 #: a known reward: ``(obs: (R, O), acs: (R, A), next_obs: (R, O)) -> (R,)``, actions in env units
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-__all__ = ["MPCPol", "RewardFn", "cem_maximize", "colored_noise"]
+__all__ = ["MPCPol", "PlanState", "RewardFn", "cem_maximize", "colored_noise"]
 
 
 def colored_noise(shape: tuple[int, ...], beta: float, generator: torch.Generator | None,
@@ -235,8 +235,12 @@ class MPCPol(BasePol):
         return best[:, 0]
 
     def reset(self) -> None:
-        """Forget the warm-start plan (call between episodes; a no-op without ``warm_start``)."""
+        """Forget the warm-start plan (a no-op without ``warm_start``)."""
         self._last_plan = None
+
+    def plan_state(self) -> PlanState:
+        """The warm-start plan as a checkpoint entry (``state_dict``/``load_state_dict``), for exact resumes."""
+        return PlanState(self)
 
     def sequence_returns(
         self, obs: torch.Tensor, seqs: torch.Tensor, generator: torch.Generator | None = None
@@ -277,3 +281,18 @@ class MPCPol(BasePol):
             inv[perm] = torch.arange(len(perm), device=perm.device)
             nxt, r = nxt[inv], (r[inv] if r.numel() else r)
         return nxt, r
+
+
+class PlanState:
+    """An ``MPCPol``'s warm-start plan ``(B, H, A)`` (empty ``(0,)`` when there is none) as a checkpoint entry."""
+
+    def __init__(self, pol: MPCPol) -> None:
+        self.pol = pol
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        plan = self.pol._last_plan
+        return {"last_plan": torch.zeros(0) if plan is None else plan.detach().cpu()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        plan = state["last_plan"]
+        self.pol._last_plan = None if plan.numel() == 0 else plan.to(self.pol.low.device)

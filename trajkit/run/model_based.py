@@ -23,6 +23,7 @@ from trajkit.algos.common import TrainResult
 from trajkit.algos.mbpo import MixedSource
 from trajkit.buffers import ReplayBuffer
 from trajkit.envs.model_env import imagine
+from trajkit.mpc import MPCPol
 from trajkit.run.model_based_config import MBPOConfig, ModelBasedConfig
 from trajkit.run.models import Models
 from trajkit.run.on_policy import completed_epis
@@ -54,8 +55,10 @@ def run_model_based(cfg: ModelBasedConfig, models: Models, session: Session) -> 
     model = models.checkpoint["model"]
     optim = models.checkpoint["optim_model" if isinstance(cfg, MBPOConfig) else "optim"]
     fit_kwargs = cfg.model_train_kwargs() if isinstance(cfg, MBPOConfig) else cfg.train_kwargs()
-    real = ReplayBuffer(cfg.buffer_size if isinstance(cfg, MBPOConfig) else cfg.steps, device, BUFFER_KEYS)
+    real = ReplayBuffer(cfg.buffer_size, device, BUFFER_KEYS)
     entries: dict[str, Any] = {**models.checkpoint, "buffer": real}
+    if isinstance(models.pol, MPCPol):
+        entries["plan"] = models.pol.plan_state()  # the warm-start plan: resumes are exact
     imagined = None
     if isinstance(cfg, MBPOConfig):
         per_iter = cfg.rollouts_per_step * cfg.steps_per_iter * cfg.rollout_horizon

@@ -38,6 +38,7 @@ class ModelBasedConfig(RunSettings):
 
     learning_starts: int = hp("uniformly random actions for this many env steps before the first model fit", **NONNEG)
     steps_per_iter: int = hp("env steps between model fits (episodes continue across iterations)", **COUNT)
+    buffer_size: int = hp("real replay buffer capacity in steps (the model trains on all of it)", **COUNT)
     ensemble_size: int = hp("members of the dynamics ensemble (1: a single model)", **COUNT)
     gaussian: bool = hp("probabilistic members (mean and log-variance) instead of deterministic ones")
     model_hidden: list[int] = hp("hidden layer sizes of each dynamics member", **COUNT)
@@ -98,7 +99,6 @@ class MBPOConfig(ModelBasedConfig):
     hidden: list[int] = hp("hidden layer sizes of the SAC networks", **COUNT)
     lr: float = hp("learning rate of the SAC optimizers (Adam)", **POS)
     model_lr: float = hp("dynamics model learning rate (Adam)", **POS)
-    buffer_size: int = hp("real replay buffer capacity in steps", **COUNT)
     grad_ratio: float = hp("SAC gradient steps per real env step", **POS)
     real_ratio: float = hp("fraction of each SAC batch drawn from real transitions", **PROB)
     rollout_horizon: int = hp("steps of each imagined rollout", **COUNT)

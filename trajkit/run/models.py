@@ -307,7 +307,8 @@ def build_mpc(cfg: MPCConfig, ob_space: gym.Space, ac_space: gym.Space) -> Model
         propagation=cfg.propagation, particles=cfg.particles,
     )
     args = {"model": model, "optim": optim}
-    return Models(pol, args, dict(args), explore_pol=pol, warmup_pol=RandomPol(ob_space, ac_space), optims=[optim])
+    entries = {"pol": pol, **args}  # pol: what trajkit eval loads (its state_dict is the model's)
+    return Models(pol, args, entries, explore_pol=pol, warmup_pol=RandomPol(ob_space, ac_space), optims=[optim])
 
 
 def build_mbpo(cfg: MBPOConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
