@@ -154,9 +154,17 @@ def centerize_advs(traj: Traj, eps: float = 1e-8) -> Traj:
 
 
 def compute_h_masks(traj: Traj) -> Traj:
-    """Add ``h_masks: (N,)``: 1.0 at each episode's first step (reset a recurrent state), else 0.0."""
+    """Add ``h_masks: (N,)``: 1.0 at each episode's first step (reset a recurrent state), else 0.0.
+
+    A piece that continues an episode from an earlier call (episode column
+    ``continued``, from a continuing sampler) gets 0.0 at its first step: its state
+    goes on from the stored ``hs`` there instead of being reset.
+    """
     h_masks = torch.zeros(traj.num_step, device=traj.device)
-    h_masks[traj.first_idx()] = 1.0
+    first = traj.first_idx()
+    if "continued" in traj.epi:
+        first = first[~traj.epi_col("continued").bool().to(first.device)]
+    h_masks[first] = 1.0
     return traj.with_columns(h_masks=h_masks)
 
 

@@ -67,7 +67,7 @@ class MaskObsEnv(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 def make_masked(base_id: str, indices: Sequence[int], **kwargs: Any) -> MaskObsEnv:
     """The base env of ``base_id`` (without its time limit: ``gymnasium.make`` adds one) with ``indices`` masked."""
     spec = gym.spec(base_id)
-    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    creator: Any = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
     return MaskObsEnv(creator(**{**spec.kwargs, **kwargs}), indices)
 
 
