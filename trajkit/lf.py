@@ -5,11 +5,20 @@ scalar diagnostics. A batch is a dict of ``(B, ...)`` tensors from a Traj iterat
 Policy-gradient losses read the old distribution's parameters from the batch (the
 columns the sampler stored, ``pol.pd.param_names``), so no copy of the old policy is
 needed.
+
+The on-policy losses (:func:`pg_clip`, :func:`pg_kl`, :func:`pg`, :func:`surrogate`,
+:func:`monte_carlo`) also take a sequence batch from ``traj.iterate_rnn``: columns
+``(T, B, ...)`` with ``mask: (T, B)``. :func:`forward_rows` runs the model (a
+recurrent one over the sequences, from the stored state at their first step; an MLP
+one on the steps) and keeps the ``M`` masked-in steps as flat rows ``(M, ...)``; the
+rest of each loss is the same code as for a batch of steps, so a mean over rows is
+the masked mean.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -36,17 +45,65 @@ def per_sample(values: torch.Tensor, n: int, what: str) -> torch.Tensor:
     raise ValueError(f"{what} must return one value per sample, shape ({n},) or ({n}, 1); got {tuple(values.shape)}")
 
 
+def is_seq_batch(batch: Batch) -> bool:
+    """Whether ``batch`` is a sequence batch of ``traj.iterate_rnn`` (a ``(T, B)`` ``mask``)."""
+    return "mask" in batch and batch["mask"].dim() == 2
+
+
+def start_hs(model: Any, batch: Batch) -> torch.Tensor:
+    """A recurrent model's state ``(B, S)`` at the first step of each sequence of ``batch``.
+
+    The batch's ``model.hs_key`` column at time 0 (``hs``, stored by the sampler for a
+    policy; ``vf_hs`` from ``ef.compute_hs(traj, vf, key="vf_hs")`` for a value
+    function), else ``model.init_hs(B)`` when every sequence starts an episode
+    (``h_masks`` 1 at time 0). Otherwise the state is unknown: a ValueError says what to run.
+    """
+    key = model.hs_key
+    if key in batch:
+        return batch[key][0]
+    b = batch["mask"].shape[1]
+    if "h_masks" in batch and bool((batch["h_masks"][0] == 1).all()):
+        return model.init_hs(b).to(batch["mask"].device)
+    raise ValueError(
+        f"{type(model).__name__} is recurrent and its state at the sequences' first steps is unknown: the batch has "
+        f"no {key!r} column, and h_masks do not show every sequence starting an episode; run "
+        f"ef.compute_hs(traj, model, key={key!r}) (or ef.compute_h_masks(traj) for whole episodes) before train()"
+    )
+
+
+def forward_rows(model: Any, batch: Batch, names: Sequence[str], *inputs: str) -> tuple[Any, Batch]:
+    """``model``'s output on the batch and the columns ``names``, both as flat rows ``(M, ...)``.
+
+    ``model`` is called on ``batch["obs"]`` (and the columns ``inputs``, e.g. ``"acs"``).
+    A batch of steps is used as it is. For a sequence batch (:func:`is_seq_batch`) the
+    ``M`` rows are its masked-in steps: an MLP model runs on those steps; a recurrent
+    model runs over the whole sequences from :func:`start_hs` (``h_masks`` reset it
+    where present) and its output is then masked.
+    """
+    if not is_seq_batch(batch):
+        return model(batch["obs"], *(batch[k] for k in inputs)), batch
+    valid = batch["mask"].bool()
+    rows = {k: batch[k][valid] for k in {"obs", *names, *inputs} if k in batch}
+    if not getattr(model, "recurrent", False):
+        return model(rows["obs"], *(rows[k] for k in inputs)), rows
+    out, _ = model(batch["obs"], *(batch[k] for k in inputs), hs=start_hs(model, batch), h_masks=batch.get("h_masks"))
+    if isinstance(out, dict):
+        return {k: v[valid] for k, v in out.items()}, rows
+    return out[valid], rows
+
+
 def old_params(pol: BasePol, batch: Batch) -> Params:
     """The behaviour policy's distribution parameters stored in ``batch``."""
     return {k: batch[k] for k in pol.pd.param_names}
 
 
-def _ratio(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Params, Params]:
-    params = pol(batch["obs"])
+def _ratio(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Params, Params, Batch]:
+    """The likelihood ratios ``(M,)``, new and old parameters, and the batch as rows (see :func:`forward_rows`)."""
+    params, batch = forward_rows(pol, batch, ("acs", "advs", *pol.pd.param_names))
     old = old_params(pol, batch)
     llh = pol.pd.llh(batch["acs"], params)
     old_llh = pol.pd.llh(batch["acs"], old)
-    return torch.exp(llh - old_llh), params, old
+    return torch.exp(llh - old_llh), params, old, batch
 
 
 def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_coef: float = 0.0) -> tuple[torch.Tensor, Info]:
@@ -56,7 +113,7 @@ def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_coef: float = 0.0
     """
     check_float("clip_param", clip_param, min_value=0.0)
     check_float("ent_coef", ent_coef, min_value=0.0)
-    ratio, params, old = _ratio(pol, batch)
+    ratio, params, old, batch = _ratio(pol, batch)
     advs = batch["advs"]
     surr = torch.min(ratio * advs, ratio.clamp(1.0 - clip_param, 1.0 + clip_param) * advs)
     ent = pol.pd.ent(params).mean()
@@ -74,7 +131,7 @@ def pg_kl(pol: BasePol, batch: Batch, kl_coef: float, ent_coef: float = 0.0) -> 
     """PPO's KL-penalized surrogate: ``-mean(r A) + kl_coef * mean(KL(old || new)) - ent_coef * mean(H)``."""
     check_float("kl_coef", kl_coef, min_value=0.0)
     check_float("ent_coef", ent_coef, min_value=0.0)
-    ratio, params, old = _ratio(pol, batch)
+    ratio, params, old, batch = _ratio(pol, batch)
     kl = pol.pd.kl_pq(old, params).mean()
     ent = pol.pd.ent(params).mean()
     loss = -(ratio * batch["advs"]).mean() + kl_coef * kl - ent_coef * ent
@@ -84,7 +141,7 @@ def pg_kl(pol: BasePol, batch: Batch, kl_coef: float, ent_coef: float = 0.0) -> 
 def pg(pol: BasePol, batch: Batch, ent_coef: float = 0.0) -> tuple[torch.Tensor, Info]:
     """Vanilla policy gradient: ``-mean(log pi(a|s) A) - ent_coef * mean(H)``."""
     check_float("ent_coef", ent_coef, min_value=0.0)
-    params = pol(batch["obs"])
+    params, batch = forward_rows(pol, batch, ("acs", "advs"))
     llh = pol.pd.llh(batch["acs"], params)
     ent = pol.pd.ent(params).mean()
     loss = -(llh * batch["advs"]).mean() - ent_coef * ent
@@ -93,7 +150,7 @@ def pg(pol: BasePol, batch: Batch, ent_coef: float = 0.0) -> tuple[torch.Tensor,
 
 def surrogate(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Info]:
     """Importance-weighted surrogate ``-mean(r A)`` (TRPO's objective) with the mean KL(old || new)."""
-    ratio, params, old = _ratio(pol, batch)
+    ratio, params, old, batch = _ratio(pol, batch)
     loss = -(ratio * batch["advs"]).mean()
     return loss, {"kl": pol.pd.kl_pq(old, params).mean()}
 
@@ -105,7 +162,8 @@ def monte_carlo(vf: torch.nn.Module, batch: Batch, clip_param: float | None = No
     the old one (``batch["vs"]``) and the larger of the two errors is used, as in PPO2.
     """
     check_optional_float("clip_param", clip_param, min_value=0.0)
-    vs = per_sample(vf(batch["obs"]), len(batch["rets"]), "the value function")
+    out, batch = forward_rows(vf, batch, ("rets", "vs"))
+    vs = per_sample(out, len(batch["rets"]), "the value function")
     err = (vs - batch["rets"]).pow(2)
     if clip_param is not None:
         old = batch["vs"]

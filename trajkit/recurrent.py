@@ -168,6 +168,8 @@ class RecurrentModel:
 
     net: nn.Module
     ob_space: Any
+    #: the Traj column holding this kind of model's hidden states (policies: ``hs``, stored by the sampler)
+    hs_key: str = "hs"
 
     @property
     def recurrent(self) -> bool:

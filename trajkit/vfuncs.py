@@ -23,6 +23,8 @@ from trajkit.spaces import EnvOrSpaces, env_spaces, flat_dim
 class DeterministicSVfunc(RecurrentModel, nn.Module):
     """State value ``V(s)``: ``(B, *obs_shape) -> (B,)``; ``net`` maps ``(B, obs_dim)`` to ``(B, 1)``."""
 
+    hs_key = "vf_hs"
+
     def __init__(self, ob_space: gym.Space, net: nn.Module, *, obs_normalizer: nn.Module | None = None) -> None:
         super().__init__()
         out = net_out_dim(net, flat_dim(ob_space), type(self).__name__, f"the observation ({ob_space})")
@@ -60,6 +62,8 @@ class DeterministicSAVfunc(RecurrentModel, nn.Module):
     ``net`` maps the concatenation ``(B, obs_dim + ac_dim)`` to ``(B, 1)``. Actions are
     taken in the policy's space (``traj["acs"]``), not the env's rescaled one.
     """
+
+    hs_key = "qf_hs"
 
     def __init__(
         self,
@@ -108,6 +112,8 @@ class DiscreteQfunc(RecurrentModel, nn.Module):
     ``net`` maps ``(B, obs_dim)`` to ``(B, n)`` (for example ``nets.dueling_mlp``).
     :meth:`max` gives the greedy value and action, for ``ArgmaxQfPol`` and DQN targets.
     """
+
+    hs_key = "qf_hs"
 
     def __init__(
         self,

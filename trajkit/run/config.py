@@ -108,6 +108,9 @@ class PPOTrain:
     vf_clip_param: float | None = hp("clip value predictions around the old values (none: off)", **NONNEG)
     max_grad_norm: float | None = hp("gradient-norm clip per optimizer step (none: off)", **POS)
     target_kl: float | None = hp("stop the remaining epochs once an epoch's mean KL exceeds this", **POS)
+    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
+                             default=None, **COUNT)
+    burn_in: int = hp("recurrent models: warm-up steps before each sequence (needs seq_len)", default=0, **NONNEG)
 
 
 @dataclass(kw_only=True)
@@ -136,6 +139,9 @@ class PPOKLTrain:
     target_kl: float = hp("the KL per update the coefficient is adapted towards", **POS)
     ent_coef: float = hp("entropy bonus coefficient", **NONNEG)
     max_grad_norm: float | None = hp("gradient-norm clip per optimizer step (none: off)", **POS)
+    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
+                             default=None, **COUNT)
+    burn_in: int = hp("recurrent models: warm-up steps before each sequence (needs seq_len)", default=0, **NONNEG)
 
 
 @dataclass(kw_only=True)
@@ -165,6 +171,8 @@ class TRPOTrain:
     vf_epoch: int = hp("value-function passes per update", **COUNT)
     vf_batch_size: int = hp("value-function minibatch size", **COUNT)
     max_grad_norm: float | None = hp("value-function gradient-norm clip (none: off)", **POS)
+    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
+                             default=None, **COUNT)
 
 
 @dataclass(kw_only=True)
@@ -186,6 +194,8 @@ class VPGTrain:
     vf_batch_size: int = hp("value-function minibatch size", **COUNT)
     ent_coef: float = hp("entropy bonus coefficient", **NONNEG)
     max_grad_norm: float | None = hp("gradient-norm clip (none: off)", **POS)
+    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
+                             default=None, **COUNT)
 
 
 @dataclass(kw_only=True)
