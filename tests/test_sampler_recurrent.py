@@ -103,3 +103,12 @@ def test_deterministic_evaluation_works_for_a_recurrent_policy():
     for e in epis:
         assert np.array_equal(e["acs"], e["logits"].argmax(-1))
     check_carried_and_reset(pol, epis, [True] * 3)
+
+
+def test_a_recurrent_policy_with_nan_outputs_is_named_not_hidden():
+    pol = recurrent_pol()
+    with torch.no_grad():
+        pol.net.head[-1].bias.fill_(float("nan"))
+    with tk.EpiSampler(ENV, pol, seed=0) as sampler:
+        with pytest.raises(tk.samplers.NonFiniteActionError, match="output 'logits' is NaN"):
+            sampler.sample(pol, max_steps=5)

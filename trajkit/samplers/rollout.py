@@ -337,7 +337,7 @@ class Rollout:
                 acs_t, params_t = pol.act(obs_t, ctx.deterministic, ctx.gen)
         except RuntimeError as e:
             ctx.alarm.disarm()
-            explain_act_failure(pol, obs_t, envs, steps, obs, e)
+            explain_act_failure(pol, obs_t, envs, steps, obs, e, None if hs_in is None else hs_in.to(ctx.device))
             raise
         ctx.alarm.disarm()
         acs = _to_numpy(acs_t)
