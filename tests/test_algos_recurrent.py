@@ -128,3 +128,22 @@ def test_recurrent_training_names_what_is_missing():
     with pytest.raises(ValueError, match="seq_len=8 and burn_in=0 apply to recurrent models only"):
         ppo_clip.train(traj=traj, pol=mlp_pol, vf=mlp_vf, optim_pol=torch.optim.Adam(mlp_pol.parameters()),
                        optim_vf=torch.optim.Adam(mlp_vf.parameters()), epoch=1, batch_size=40, seq_len=8)
+
+
+def test_burn_in_steps_only_warm_the_state():
+    """No gradient reaches a burn-in step's observation; every training step's gets one; values match a full run."""
+    pol, vf = models()
+    traj = prepared(pol, vf)
+    batch = next(traj.iterate_rnn(6, generator=2, seq_len=4, burn_in=3))
+    mask = batch["mask"].bool()
+    assert bool((~mask[0]).any())  # some sequences do have burn-in steps
+    obs = batch["obs"].clone().requires_grad_(True)
+    params, _ = lf.forward_rows(pol, {**batch, "obs": obs}, ("acs",))
+    params["logits"].sum().backward()
+    grad = obs.grad.abs().sum(-1)
+    first_train = mask.float().argmax(0)
+    burn = torch.arange(mask.shape[0]).unsqueeze(1) < first_train.unsqueeze(0)
+    assert not bool(grad[burn].any()) and bool((grad[mask] > 0).all())
+    with torch.no_grad():  # the same outputs as one run over burn-in and training steps together
+        full, _ = pol(batch["obs"], hs=batch["hs"][0], h_masks=batch["h_masks"])
+    torch.testing.assert_close(params["logits"].detach(), full["logits"][mask], rtol=1e-5, atol=1e-6)

@@ -8,7 +8,7 @@ needed.
 
 The on-policy losses (:func:`pg_clip`, :func:`pg_kl`, :func:`pg`, :func:`surrogate`,
 :func:`monte_carlo`) also take a sequence batch from ``traj.iterate_rnn``: columns
-``(T, B, ...)`` with ``mask: (T, B)``. :func:`forward_rows` runs the model (a
+``(T, B, ...)`` with ``mask: (T, B)``. ``forward_rows`` (:mod:`trajkit.seq_rows`) runs the model (a
 recurrent one over the sequences, from the stored state at their first step; an MLP
 one on the steps) and keeps the ``M`` masked-in steps as flat rows ``(M, ...)``; the
 rest of each loss is the same code as for a batch of steps, so a mean over rows is
@@ -17,13 +17,13 @@ the masked mean.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from trajkit.checks import check_float, check_optional_float, check_unit
 from trajkit.pds import Params, SquashedGaussianPd
+from trajkit.seq_rows import forward_rows, is_seq_batch, start_hs  # noqa: F401 - lf.forward_rows etc.
 
 if TYPE_CHECKING:
     from trajkit.pols import BasePol
@@ -43,53 +43,6 @@ def per_sample(values: torch.Tensor, n: int, what: str) -> torch.Tensor:
     if values.shape == (n, 1):
         return values.squeeze(-1)
     raise ValueError(f"{what} must return one value per sample, shape ({n},) or ({n}, 1); got {tuple(values.shape)}")
-
-
-def is_seq_batch(batch: Batch) -> bool:
-    """Whether ``batch`` is a sequence batch of ``traj.iterate_rnn`` (a ``(T, B)`` ``mask``)."""
-    return "mask" in batch and batch["mask"].dim() == 2
-
-
-def start_hs(model: Any, batch: Batch) -> torch.Tensor:
-    """A recurrent model's state ``(B, S)`` at the first step of each sequence of ``batch``.
-
-    The batch's ``model.hs_key`` column at time 0 (``hs``, stored by the sampler for a
-    policy; ``vf_hs`` from ``ef.compute_hs(traj, vf, key="vf_hs")`` for a value
-    function), else ``model.init_hs(B)`` when every sequence starts an episode
-    (``h_masks`` 1 at time 0). Otherwise the state is unknown: a ValueError says what to run.
-    """
-    key = model.hs_key
-    if key in batch:
-        return batch[key][0]
-    b = batch["mask"].shape[1]
-    if "h_masks" in batch and bool((batch["h_masks"][0] == 1).all()):
-        return model.init_hs(b).to(batch["mask"].device)
-    raise ValueError(
-        f"{type(model).__name__} is recurrent and its state at the sequences' first steps is unknown: the batch has "
-        f"no {key!r} column, and h_masks do not show every sequence starting an episode; run "
-        f"ef.compute_hs(traj, model, key={key!r}) (or ef.compute_h_masks(traj) for whole episodes) before train()"
-    )
-
-
-def forward_rows(model: Any, batch: Batch, names: Sequence[str], *inputs: str) -> tuple[Any, Batch]:
-    """``model``'s output on the batch and the columns ``names``, both as flat rows ``(M, ...)``.
-
-    ``model`` is called on ``batch["obs"]`` (and the columns ``inputs``, e.g. ``"acs"``).
-    A batch of steps is used as it is. For a sequence batch (:func:`is_seq_batch`) the
-    ``M`` rows are its masked-in steps: an MLP model runs on those steps; a recurrent
-    model runs over the whole sequences from :func:`start_hs` (``h_masks`` reset it
-    where present) and its output is then masked.
-    """
-    if not is_seq_batch(batch):
-        return model(batch["obs"], *(batch[k] for k in inputs)), batch
-    valid = batch["mask"].bool()
-    rows = {k: batch[k][valid] for k in {"obs", *names, *inputs} if k in batch}
-    if not getattr(model, "recurrent", False):
-        return model(rows["obs"], *(rows[k] for k in inputs)), rows
-    out, _ = model(batch["obs"], *(batch[k] for k in inputs), hs=start_hs(model, batch), h_masks=batch.get("h_masks"))
-    if isinstance(out, dict):
-        return {k: v[valid] for k, v in out.items()}, rows
-    return out[valid], rows
 
 
 def old_params(pol: BasePol, batch: Batch) -> Params:
