@@ -13,7 +13,7 @@ Every policy has
 
 :class:`GaussianPol`, :class:`CategoricalPol`, :class:`MultiCategoricalPol`,
 :class:`DeterministicPol` and :class:`SquashedGaussianPol` also take a recurrent net
-(``nets.lstm``/``nets.gru``); then ``forward`` and ``act`` take and return the hidden
+(``nets.lstm`` or ``nets.gru``); then ``forward`` and ``act`` take and return the hidden
 state (see :mod:`trajkit.pol_base`).
 """
 

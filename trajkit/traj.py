@@ -355,8 +355,8 @@ class Traj:
 
         Raises (at the call, not at the first batch):
             TypeError: ``batch_size``, ``epoch``, ``seq_len`` or ``burn_in`` is not an integer.
-            ValueError: ``batch_size < 1``, ``epoch < 1``, ``seq_len < 1``, ``burn_in < 0``,
-                ``burn_in >= seq_len``, ``burn_in`` without ``seq_len``, or the Traj is empty.
+            ValueError: ``batch_size < 1``, ``epoch < 1``, ``seq_len < 1``, ``burn_in < 0``, or an empty Traj.
+            ValueError: ``burn_in >= seq_len``, or ``burn_in`` without ``seq_len``.
         """
         batch_size = check_int("batch_size", batch_size, min_value=1)
         epoch = check_int("epoch", epoch, min_value=1)

@@ -1,7 +1,7 @@
 """Value and action-value functions.
 
 :class:`DeterministicSVfunc`, :class:`DeterministicSAVfunc` and :class:`DiscreteQfunc`
-also take a recurrent net (``nets.lstm``/``nets.gru``): then ``forward`` takes
+also take a recurrent net (``nets.lstm`` or ``nets.gru``): then ``forward`` takes
 ``hs: (B, S)`` and optional ``h_masks`` and returns ``(values, hs)``, on one step
 ``(B, *obs_shape)`` or a sequence ``(T, B, *obs_shape)`` (see :mod:`trajkit.recurrent`).
 """

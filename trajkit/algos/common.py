@@ -148,7 +148,7 @@ def step(
 
 
 def any_recurrent(*models: object) -> bool:
-    """Whether any of ``models`` is recurrent (built on ``nets.lstm``/``nets.gru``)."""
+    """Whether any of ``models`` is recurrent (built on ``nets.lstm`` or ``nets.gru``)."""
     return any(bool(getattr(m, "recurrent", False)) for m in models)
 
 

@@ -48,6 +48,11 @@ BACKENDS = ("process", "ray")
 class EpiSampler:
     """Samples whole episodes with a policy (or, ``continuing``, pieces of episodes).
 
+    A recurrent policy (``pol.recurrent``: built on ``nets.lstm`` or ``nets.gru``) acts
+    with each env's own hidden state, reset to ``pol.init_hs(1)`` at every new episode,
+    in every backend; every step stores the state the policy entered it with as the step
+    column ``hs`` (see :mod:`trajkit.samplers.rollout`).
+
     Args:
         env: an env id, an env object, or a zero-argument factory returning one.
             With worker processes each worker builds its own copy: a GymEnv made from an
@@ -101,11 +106,6 @@ class EpiSampler:
             A recurrent policy's hidden state is carried with the cut episode: the
             continued piece's first stored ``hs`` is the state the previous piece
             ended in (see below).
-
-        A recurrent policy (``pol.recurrent``: built on ``nets.lstm``/``nets.gru``) acts
-        with each env's own hidden state, reset to ``pol.init_hs(1)`` at every new
-        episode, in every backend; every step stores the state the policy entered it
-        with as the step column ``hs`` (see :mod:`trajkit.samplers.rollout`).
 
     Use it as a context manager, or call :meth:`close`.
     """
