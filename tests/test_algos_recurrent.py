@@ -8,6 +8,7 @@ import torch
 import trajkit as tk
 from trajkit import ef, lf
 from trajkit.algos import ppo_clip, ppo_kl, trpo, vpg
+from trajkit.checkpoint import load_checkpoint, save_checkpoint
 
 ENV = "CartPoleNoVel-v1"
 
@@ -147,3 +148,36 @@ def test_burn_in_steps_only_warm_the_state():
     with torch.no_grad():  # the same outputs as one run over burn-in and training steps together
         full, _ = pol(batch["obs"], hs=batch["hs"][0], h_masks=batch["h_masks"])
     torch.testing.assert_close(params["logits"].detach(), full["logits"][mask], rtol=1e-5, atol=1e-6)
+
+
+def _iterations(pol, vf, optims, sampler, gen, n: int) -> None:
+    for _ in range(n):
+        traj = tk.Traj.from_epis(sampler.sample(pol, max_steps=96))
+        traj = ef.compute_vs(traj, vf)
+        traj = ef.compute_rets(traj, gamma=0.99)
+        traj = ef.compute_h_masks(ef.centerize_advs(ef.compute_advs(traj, gamma=0.99, lam=0.95)))
+        traj = ef.compute_hs(traj, vf, key="vf_hs")
+        ppo_clip.train(traj=traj, pol=pol, vf=vf, optim_pol=optims[0], optim_vf=optims[1], epoch=2, batch_size=32,
+                       seq_len=8, burn_in=2, generator=gen)
+
+
+def test_a_checkpoint_resumes_recurrent_ppo_exactly(tmp_path):
+    def fresh():
+        pol, vf = models(seed=3)
+        optims = (torch.optim.Adam(pol.parameters(), 1e-3), torch.optim.Adam(vf.parameters(), 1e-3))
+        return pol, vf, optims, tk.EpiSampler(ENV, pol, num_envs_per_worker=2, seed=0), torch.Generator().manual_seed(0)
+
+    pol, vf, optims, sampler, gen = fresh()
+    with sampler:
+        _iterations(pol, vf, optims, sampler, gen, 2)
+        state = {"pol": pol, "vf": vf, "optim_pol": optims[0], "optim_vf": optims[1], "sampler": sampler, "gen": gen}
+        save_checkpoint(tmp_path / "ck.pt", state)
+        _iterations(pol, vf, optims, sampler, gen, 2)
+    pol2, vf2, optims2, sampler2, gen2 = fresh()
+    with sampler2:
+        targets = {"pol": pol2, "vf": vf2, "optim_pol": optims2[0], "optim_vf": optims2[1], "sampler": sampler2,
+                   "gen": gen2}
+        load_checkpoint(tmp_path / "ck.pt", targets)
+        _iterations(pol2, vf2, optims2, sampler2, gen2, 2)
+    for a, b in zip([*pol.parameters(), *vf.parameters()], [*pol2.parameters(), *vf2.parameters()], strict=True):
+        assert torch.equal(a, b)
