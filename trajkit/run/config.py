@@ -88,6 +88,17 @@ class OnPolicyConfig(RunSettings):
     gamma: float = hp("discount factor of returns and advantages", **PROB)
     lam: float = hp("GAE lambda", **PROB)
     obs_norm: bool = hp("normalize observations with running statistics (kept in checkpoints)")
+    rnn: Literal["none", "lstm", "gru"] = hp(
+        "recurrent policy and value function: an lstm/gru core of hidden[0] units, then an MLP head of hidden[1:] "
+        "(none: MLPs of hidden)", default="none",
+    )
+
+    def check(self) -> None:
+        seq = {k: getattr(self.train, k, None) for k in ("seq_len", "burn_in")}
+        if self.rnn == "none" and (seq["seq_len"] is not None or seq["burn_in"]):
+            raise ConfigError(f"seq_len and burn_in apply to recurrent models only: set rnn=lstm or rnn=gru ({seq})")
+        if self.rnn != "none" and not self.hidden:
+            raise ConfigError(f"rnn={self.rnn} needs hidden: its first size is the core's, the rest the head's")
 
     def scheduled(self, frac: float, state: dict[str, Any]) -> Any:
         """The ``train`` fields for this iteration (``frac``: the lr multiplier, 1 to 0; ``state``: carried values)."""
