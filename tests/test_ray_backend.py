@@ -87,3 +87,17 @@ def test_an_actor_stuck_where_no_signal_reaches_ends_itself() -> None:
     with pytest.raises(tk.WorkerError, match="ray sampler worker . died while sampling"):
         sampler.sample(pol, max_steps=20)
     assert time.monotonic() - start < 10
+
+
+def test_ray_carries_and_resets_a_recurrent_policy_state_like_the_process_backend() -> None:
+    from test_sampler_recurrent import ENV, check_carried_and_reset, recurrent_pol
+
+    pol = recurrent_pol()
+    out = {}
+    for backend in ("process", "ray"):
+        with tk.EpiSampler(ENV, pol, num_parallel=2, seed=4, num_envs_per_worker=2, backend=backend) as s:
+            out[backend] = s.sample(pol, max_steps=100)
+    check_carried_and_reset(pol, out["ray"], [True] * len(out["ray"]))
+    assert len(out["ray"]) == len(out["process"])
+    for a, b in zip(out["ray"], out["process"], strict=True):
+        assert np.array_equal(a["obs"], b["obs"]) and np.array_equal(a["hs"], b["hs"])

@@ -5,6 +5,14 @@ scalar diagnostics. A batch is a dict of ``(B, ...)`` tensors from a Traj iterat
 Policy-gradient losses read the old distribution's parameters from the batch (the
 columns the sampler stored, ``pol.pd.param_names``), so no copy of the old policy is
 needed.
+
+The on-policy losses (:func:`pg_clip`, :func:`pg_kl`, :func:`pg`, :func:`surrogate`,
+:func:`monte_carlo`) also take a sequence batch from ``traj.iterate_rnn``: columns
+``(T, B, ...)`` with ``mask: (T, B)``. ``forward_rows`` (:mod:`trajkit.seq_rows`) runs the model (a
+recurrent one over the sequences, from the stored state at their first step; an MLP
+one on the steps) and keeps the ``M`` masked-in steps as flat rows ``(M, ...)``; the
+rest of each loss is the same code as for a batch of steps, so a mean over rows is
+the masked mean.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import torch
 
 from trajkit.checks import check_float, check_optional_float, check_unit
 from trajkit.pds import Params, SquashedGaussianPd
+from trajkit.seq_rows import forward_rows, is_seq_batch, start_hs  # noqa: F401 - lf.forward_rows etc.
 
 if TYPE_CHECKING:
     from trajkit.pols import BasePol
@@ -41,12 +50,13 @@ def old_params(pol: BasePol, batch: Batch) -> Params:
     return {k: batch[k] for k in pol.pd.param_names}
 
 
-def _ratio(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Params, Params]:
-    params = pol(batch["obs"])
+def _ratio(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Params, Params, Batch]:
+    """The likelihood ratios ``(M,)``, new and old parameters, and the batch as rows (see :func:`forward_rows`)."""
+    params, batch = forward_rows(pol, batch, ("acs", "advs", *pol.pd.param_names))
     old = old_params(pol, batch)
     llh = pol.pd.llh(batch["acs"], params)
     old_llh = pol.pd.llh(batch["acs"], old)
-    return torch.exp(llh - old_llh), params, old
+    return torch.exp(llh - old_llh), params, old, batch
 
 
 def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_coef: float = 0.0) -> tuple[torch.Tensor, Info]:
@@ -56,7 +66,7 @@ def pg_clip(pol: BasePol, batch: Batch, clip_param: float, ent_coef: float = 0.0
     """
     check_float("clip_param", clip_param, min_value=0.0)
     check_float("ent_coef", ent_coef, min_value=0.0)
-    ratio, params, old = _ratio(pol, batch)
+    ratio, params, old, batch = _ratio(pol, batch)
     advs = batch["advs"]
     surr = torch.min(ratio * advs, ratio.clamp(1.0 - clip_param, 1.0 + clip_param) * advs)
     ent = pol.pd.ent(params).mean()
@@ -74,7 +84,7 @@ def pg_kl(pol: BasePol, batch: Batch, kl_coef: float, ent_coef: float = 0.0) -> 
     """PPO's KL-penalized surrogate: ``-mean(r A) + kl_coef * mean(KL(old || new)) - ent_coef * mean(H)``."""
     check_float("kl_coef", kl_coef, min_value=0.0)
     check_float("ent_coef", ent_coef, min_value=0.0)
-    ratio, params, old = _ratio(pol, batch)
+    ratio, params, old, batch = _ratio(pol, batch)
     kl = pol.pd.kl_pq(old, params).mean()
     ent = pol.pd.ent(params).mean()
     loss = -(ratio * batch["advs"]).mean() + kl_coef * kl - ent_coef * ent
@@ -84,7 +94,7 @@ def pg_kl(pol: BasePol, batch: Batch, kl_coef: float, ent_coef: float = 0.0) -> 
 def pg(pol: BasePol, batch: Batch, ent_coef: float = 0.0) -> tuple[torch.Tensor, Info]:
     """Vanilla policy gradient: ``-mean(log pi(a|s) A) - ent_coef * mean(H)``."""
     check_float("ent_coef", ent_coef, min_value=0.0)
-    params = pol(batch["obs"])
+    params, batch = forward_rows(pol, batch, ("acs", "advs"))
     llh = pol.pd.llh(batch["acs"], params)
     ent = pol.pd.ent(params).mean()
     loss = -(llh * batch["advs"]).mean() - ent_coef * ent
@@ -93,7 +103,7 @@ def pg(pol: BasePol, batch: Batch, ent_coef: float = 0.0) -> tuple[torch.Tensor,
 
 def surrogate(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Info]:
     """Importance-weighted surrogate ``-mean(r A)`` (TRPO's objective) with the mean KL(old || new)."""
-    ratio, params, old = _ratio(pol, batch)
+    ratio, params, old, batch = _ratio(pol, batch)
     loss = -(ratio * batch["advs"]).mean()
     return loss, {"kl": pol.pd.kl_pq(old, params).mean()}
 
@@ -105,7 +115,8 @@ def monte_carlo(vf: torch.nn.Module, batch: Batch, clip_param: float | None = No
     the old one (``batch["vs"]``) and the larger of the two errors is used, as in PPO2.
     """
     check_optional_float("clip_param", clip_param, min_value=0.0)
-    vs = per_sample(vf(batch["obs"]), len(batch["rets"]), "the value function")
+    out, batch = forward_rows(vf, batch, ("rets", "vs"))
+    vs = per_sample(out, len(batch["rets"]), "the value function")
     err = (vs - batch["rets"]).pow(2)
     if clip_param is not None:
         old = batch["vs"]

@@ -30,7 +30,7 @@ Shapes: ``B`` observations planned for at once, ``S`` sampled sequences, ``H`` h
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -39,7 +39,7 @@ import torch
 from trajkit.checks import check_float, check_int
 from trajkit.models.dynamics import DynamicsModel
 from trajkit.pds import DeterministicPd, Params
-from trajkit.pols import BasePol
+from trajkit.pol_base import BasePol, stateless
 
 #: a known reward: ``(obs: (R, O), acs: (R, A), next_obs: (R, O)) -> (R,)``, actions in env units
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -195,12 +195,19 @@ class MPCPol(BasePol):
         self.register_buffer("high", torch.as_tensor(ac_space.high, dtype=torch.float32).reshape(-1), persistent=False)
 
     # ------------------------------------------------------------------ acting
-    def forward(self, obs: torch.Tensor) -> Params:
+    def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
+        stateless(self, hs, h_masks)
         return {"mean": self.plan(obs)}
 
     def act(
-        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+        self,
+        obs: torch.Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+        hs: torch.Tensor | None = None,
+        h_masks: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Params]:
+        stateless(self, hs, h_masks)
         acs = self.plan(obs, generator)
         return acs, {"mean": acs}
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from trajkit.devices import module_device
+from trajkit.recurrent import RecurrentNet
 
 
 def mlp(
@@ -31,6 +32,74 @@ def mlp(
         layers += [_init(nn.Linear(i, o), math.sqrt(2), orthogonal), activation()]
     layers.append(_init(nn.Linear(dims[-1], out_dim), out_gain, orthogonal))
     return nn.Sequential(*layers)
+
+
+def lstm(
+    in_dim: int,
+    out_dim: int,
+    *,
+    torso: Sequence[int] = (),
+    core_size: int = 64,
+    head: Sequence[int] = (64,),
+    num_layers: int = 1,
+    activation: type[nn.Module] = nn.Tanh,
+    out_gain: float = 1.0,
+    orthogonal: bool = True,
+) -> RecurrentNet:
+    """A recurrent net ``(T, B, in_dim) -> (T, B, out_dim)`` with an ``nn.LSTM`` core; see :func:`gru`."""
+    return _recurrent(nn.LSTM, in_dim, out_dim, torso, core_size, head, num_layers, activation, out_gain, orthogonal)
+
+
+def gru(
+    in_dim: int,
+    out_dim: int,
+    *,
+    torso: Sequence[int] = (),
+    core_size: int = 64,
+    head: Sequence[int] = (64,),
+    num_layers: int = 1,
+    activation: type[nn.Module] = nn.Tanh,
+    out_gain: float = 1.0,
+    orthogonal: bool = True,
+) -> RecurrentNet:
+    """A recurrent net ``(T, B, in_dim) -> (T, B, out_dim)``: MLP torso, ``nn.GRU`` core, MLP head.
+
+    ``torso``: hidden sizes of the MLP before the core (each followed by ``activation``;
+    empty: the features go straight into the core). ``core_size``, ``num_layers``: the
+    core's hidden size and layers. ``head``: hidden sizes of the MLP after the core,
+    whose last layer has gain ``out_gain`` (0.01 for a policy, 1.0 for a value). With
+    ``orthogonal`` the torso and head are initialized as in :func:`mlp` and the core's
+    weights orthogonally with biases 0. See :mod:`trajkit.recurrent` for the hidden
+    state (``hs: (B, S)``) and reset masks.
+    """
+    return _recurrent(nn.GRU, in_dim, out_dim, torso, core_size, head, num_layers, activation, out_gain, orthogonal)
+
+
+def _recurrent(
+    core_cls: type[nn.LSTM] | type[nn.GRU],
+    in_dim: int,
+    out_dim: int,
+    torso: Sequence[int],
+    core_size: int,
+    head: Sequence[int],
+    num_layers: int,
+    activation: type[nn.Module],
+    out_gain: float,
+    orthogonal: bool,
+) -> RecurrentNet:
+    torso_net: nn.Module = nn.Identity()
+    if torso:
+        layers = mlp(in_dim, torso[-1], torso[:-1], activation, math.sqrt(2), orthogonal)
+        torso_net = nn.Sequential(layers, activation())
+    core = core_cls(torso[-1] if torso else in_dim, core_size, num_layers=num_layers)
+    if orthogonal:
+        for name, w in core.named_parameters():
+            if name.startswith("weight"):
+                nn.init.orthogonal_(w)
+            else:
+                nn.init.zeros_(w)
+    head_net = mlp(core_size, out_dim, head, activation, out_gain, orthogonal)
+    return RecurrentNet(torso_net, core, head_net, in_dim, out_dim)
 
 
 def _init(layer: nn.Linear, gain: float, orthogonal: bool) -> nn.Linear:
@@ -90,6 +159,11 @@ def net_out_dim(net: nn.Module, in_dim: int, owner: str, inputs: str) -> int:
     built), ``inputs`` (what the features are, e.g. ``"the observation"``) and both sizes,
     instead of torch's "mat1 and mat2 shapes cannot be multiplied" at the first forward.
     """
+    if isinstance(net, RecurrentNet):
+        if net.in_dim != in_dim:
+            raise ValueError(f"{owner}: {inputs} has {in_dim} features but the recurrent net takes {net.in_dim}; "
+                             f"build the net with input size {in_dim}")
+        return net.out_dim
     first = _first_layer(net)
     if isinstance(first, nn.Linear) and not isinstance(first.weight, nn.parameter.UninitializedParameter):
         if first.in_features != in_dim:

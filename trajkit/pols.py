@@ -10,6 +10,11 @@ Every policy has
 * ``to_env_ac(ac) -> env action``: what is sent to the environment for one action.
   For Box spaces this is where rescaling and clipping happen, so ``traj["acs"]`` keeps
   the raw sample the log-likelihood refers to.
+
+:class:`GaussianPol`, :class:`CategoricalPol`, :class:`MultiCategoricalPol`,
+:class:`DeterministicPol` and :class:`SquashedGaussianPol` also take a recurrent net
+(``nets.lstm`` or ``nets.gru``); then ``forward`` and ``act`` take and return the hidden
+state (see :mod:`trajkit.pol_base`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import torch
 from torch import nn
 
 from trajkit.checks import check_unit
-from trajkit.devices import module_device
 from trajkit.nets import mlp, net_out_dim, obs_features
 from trajkit.noise import ScalarBuffers
 from trajkit.pds import (
@@ -34,62 +38,13 @@ from trajkit.pds import (
     GaussianPd,
     MultiCategoricalPd,
     Params,
-    Pd,
     SquashedGaussianPd,
 )
+from trajkit.pol_base import BasePol, _ob_inputs, stateless
 from trajkit.spaces import BoxBounds, EnvOrSpaces, box_to_env, env_spaces, flat_dim, require_box
 
 # re-exported: these lived here before trajkit.spaces and trajkit.nets held them
-__all__ = ["BoxBounds", "box_to_env", "env_spaces", "flat_dim", "net_out_dim", "obs_features"]
-
-
-def _ob_inputs(ob_space: gym.Space) -> str:
-    return f"the observation ({ob_space})"
-
-
-class BasePol(nn.Module):
-    """Common parts: observation flattening/normalization and the ``act`` loop."""
-
-    pd: Pd
-
-    def __init__(
-        self, ob_space: gym.Space, ac_space: gym.Space, obs_normalizer: nn.Module | None = None
-    ) -> None:
-        super().__init__()
-        # Any: each subclass narrows the space type (Box, Discrete, ...) it accepts at run time
-        self.ob_space: Any = ob_space
-        self.ac_space: Any = ac_space
-        self.obs_normalizer = obs_normalizer
-        self._ob_dim = flat_dim(ob_space)
-
-    def _features(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs_features(obs, self.obs_normalizer, self._ob_dim)
-
-    def forward(self, obs: torch.Tensor) -> Params:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def act(
-        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, Params]:
-        """Actions ``(B, *ac_shape)`` and distribution parameters for observations ``(B, *obs_shape)``."""
-        params = self(obs)
-        acs = self.pd.mode(params) if deterministic else self.pd.sample(params, generator)
-        return acs, params
-
-    def to_env_ac(self, ac: np.ndarray) -> Any:
-        """The action the environment receives for one policy action ``ac: (*ac_shape)``."""
-        return ac
-
-    def _box_bounds(self) -> BoxBounds:
-        """The Box action space's :class:`BoxBounds`, computed once per space."""
-        bb = self.__dict__.get("_cached_box_bounds")
-        if bb is None or bb.space is not self.ac_space:
-            bb = self.__dict__["_cached_box_bounds"] = BoxBounds(self.ac_space)
-        return bb
-
-    @property
-    def device(self) -> torch.device:
-        return module_device(self)
+__all__ = ["BasePol", "BoxBounds", "box_to_env", "env_spaces", "flat_dim", "net_out_dim", "obs_features"]
 
 
 class GaussianPol(BasePol):
@@ -158,13 +113,13 @@ class GaussianPol(BasePol):
         return cls(ob, require_box(ac, cls.__name__), net, log_std_init=log_std_init, rescale=rescale,
                    obs_normalizer=obs_normalizer)
 
-    def forward(self, obs: torch.Tensor) -> Params:
-        out = self.net(self._features(obs))
+    def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
+        out, hs = self._run_net(obs, self._features, hs, h_masks)
         if self.log_std is None:
             mean, log_std = out.split(self.ac_dim, -1)
         else:
             mean, log_std = out, self.log_std.expand_as(out)
-        return {"mean": mean, "log_std": log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)}
+        return self._with_hs({"mean": mean, "log_std": log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)}, hs)
 
     def to_env_ac(self, ac: np.ndarray) -> np.ndarray:
         return box_to_env(ac, self.ac_space, self.rescale, self._box_bounds())
@@ -210,8 +165,9 @@ class CategoricalPol(BasePol):
         net = mlp(flat_dim(ob), int(ac.n), hidden, activation, out_gain=0.01)
         return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
-    def forward(self, obs: torch.Tensor) -> Params:
-        return {"logits": torch.log_softmax(self.net(self._features(obs)), -1)}
+    def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
+        out, hs = self._run_net(obs, self._features, hs, h_masks)
+        return self._with_hs({"logits": torch.log_softmax(out, -1)}, hs)
 
     def to_env_ac(self, ac: np.ndarray) -> int:
         return int(ac) + int(self.ac_space.start)
@@ -257,9 +213,10 @@ class MultiCategoricalPol(BasePol):
         net = mlp(flat_dim(ob), int(ac.nvec.sum()), hidden, activation, out_gain=0.01)
         return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
-    def forward(self, obs: torch.Tensor) -> Params:
-        logits = self.net(self._features(obs)).split(self.nvec, -1)
-        return {"logits": torch.cat([torch.log_softmax(lg, -1) for lg in logits], -1)}
+    def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
+        out, hs = self._run_net(obs, self._features, hs, h_masks)
+        logits = out.split(self.nvec, -1)
+        return self._with_hs({"logits": torch.cat([torch.log_softmax(lg, -1) for lg in logits], -1)}, hs)
 
     def to_env_ac(self, ac: np.ndarray) -> np.ndarray:
         return np.asarray(ac, dtype=np.int64) + self.ac_space.start
@@ -306,8 +263,9 @@ class DeterministicPol(BasePol):
         net = mlp(flat_dim(ob), flat_dim(box), hidden, activation, orthogonal=orthogonal)
         return cls(ob, box, net, obs_normalizer=obs_normalizer)
 
-    def forward(self, obs: torch.Tensor) -> Params:
-        return {"mean": torch.tanh(self.net(self._features(obs)))}
+    def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
+        out, hs = self._run_net(obs, self._features, hs, h_masks)
+        return self._with_hs({"mean": torch.tanh(out)}, hs)
 
     def to_env_ac(self, ac: np.ndarray) -> np.ndarray:
         return box_to_env(ac, self.ac_space, rescale=True, bounds=self._box_bounds())
@@ -327,12 +285,19 @@ class RandomPol(BasePol):
         if not isinstance(ac_space, gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiDiscrete):
             raise TypeError(f"RandomPol supports Box, Discrete and MultiDiscrete, got {ac_space}")
 
-    def forward(self, obs: torch.Tensor) -> Params:
+    def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
+        stateless(self, hs, h_masks)
         return {}
 
     def act(
-        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+        self,
+        obs: torch.Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+        hs: torch.Tensor | None = None,
+        h_masks: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Params]:
+        stateless(self, hs, h_masks)
         b, sp = obs.shape[0], self.ac_space
         if isinstance(sp, gym.spaces.Discrete):
             acs = torch.randint(int(sp.n), (b,), generator=generator)
@@ -421,12 +386,19 @@ class ArgmaxQfPol(ScalarBuffers, BasePol):
         self.add_scalar("epsilon", epsilon)
         self.pd = DeterministicPd()
 
-    def forward(self, obs: torch.Tensor) -> Params:
+    def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
+        stateless(self, hs, h_masks)
         return {"mean": self.qf.max(obs)[1].float()}
 
     def act(
-        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+        self,
+        obs: torch.Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+        hs: torch.Tensor | None = None,
+        h_masks: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Params]:
+        stateless(self, hs, h_masks)
         greedy = self.qf.max(obs, generator)[1]
         epsilon = float(self.epsilon)
         if deterministic or epsilon <= 0.0:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from trajkit._epi_columns import EPI_KEYS, columns_from_epis
+from trajkit._rnn_batches import Windows, check_seq_args, padded_batch, windows
 from trajkit.checks import check_int
 
 __all__ = ["EPI_KEYS", "Batch", "MissingColumnError", "Traj", "concat"]
@@ -333,49 +334,45 @@ class Traj:
         epoch: int = 1,
         shuffle: bool = True,
         generator: torch.Generator | int | None = None,
+        seq_len: int | None = None,
+        burn_in: int = 0,
     ) -> Iterator[Batch]:
-        """Batches of whole episodes, padded to a common length, for recurrent models.
+        """Batches of sequences, padded to a common length, for recurrent models.
 
         Each batch maps step-column names to tensors of shape ``(T, B, ...)`` (time first,
-        as ``torch.nn.GRU`` expects), padded with zeros after each episode's end, plus
-        ``"mask"`` of shape ``(T, B)`` (1 on real steps, 0 on padding) and the episode
-        columns of shape ``(B, ...)``. ``batch_size`` counts episodes; the last partial
-        batch is kept.
+        as ``torch.nn.LSTM`` expects), padded with zeros after each sequence's end, plus
+        ``"mask"`` of shape ``(T, B)`` (1 on the steps a loss should count, 0 on burn-in
+        steps and padding) and the episode columns of the sequences' episodes, ``(B, ...)``.
+        ``batch_size`` counts sequences; the last partial batch is kept. Only one batch's
+        steps are gathered at a time (memory is bounded by the batch).
+
+        Sequences are whole episodes (``seq_len`` None), or chunks: each episode is cut
+        into chunks of ``seq_len`` steps (its last chunk may be shorter), and each chunk
+        starts ``burn_in`` steps earlier in the same episode (fewer where the episode has
+        fewer before it), steps that only warm a recurrent state (``mask`` 0 there). A
+        sequence never crosses an episode boundary; a model replays it from the stored
+        state at its first step (``batch["hs"][0]``, from the sampler or ``ef.compute_hs``).
 
         Raises (at the call, not at the first batch):
-            TypeError: ``batch_size`` or ``epoch`` is not an integer.
-            ValueError: ``batch_size < 1``, ``epoch < 1``, or the Traj is empty.
+            TypeError: ``batch_size``, ``epoch``, ``seq_len`` or ``burn_in`` is not an integer.
+            ValueError: ``batch_size < 1``, ``epoch < 1``, ``seq_len < 1``, ``burn_in < 0``, or an empty Traj.
+            ValueError: ``burn_in >= seq_len``, or ``burn_in`` without ``seq_len``.
         """
         batch_size = check_int("batch_size", batch_size, min_value=1)
         epoch = check_int("epoch", epoch, min_value=1)
+        seq_len, burn_in = check_seq_args(seq_len, burn_in)
         self._check_not_empty("iterate_rnn")
-        return self._iterate_rnn(batch_size, epoch, shuffle, _as_generator(generator))
+        w = windows(self._bounds, seq_len, burn_in)
+        return self._iterate_rnn(w, batch_size, epoch, shuffle, _as_generator(generator))
 
     def _iterate_rnn(
-        self, batch_size: int, epoch: int, shuffle: bool, g: torch.Generator | None
+        self, w: Windows, batch_size: int, epoch: int, shuffle: bool, g: torch.Generator | None
     ) -> Iterator[Batch]:
+        n = len(w.lens)
         for _ in range(epoch):
-            order = torch.randperm(self.num_epi, generator=g) if shuffle else torch.arange(self.num_epi)
-            for s in range(0, self.num_epi, batch_size):
-                yield self._padded_epis(order[s : s + batch_size])
-
-    def _padded_epis(self, idx: torch.Tensor) -> Batch:
-        sub = self.select_epis(idx)
-        lens = sub.epi_lens
-        t_max, b = int(lens.max()), len(idx)
-        time = torch.arange(sub.num_step) - torch.repeat_interleave(sub._bounds[:-1], lens)
-        col = torch.repeat_interleave(torch.arange(b), lens)
-        time, col = time.to(self.device), col.to(self.device)
-        out: Batch = {}
-        for k, v in sub._data.items():
-            padded = v.new_zeros((t_max, b) + tuple(v.shape[1:]))
-            padded[time, col] = v
-            out[k] = padded
-        mask = torch.zeros(t_max, b, device=self.device)
-        mask[time, col] = 1.0
-        out["mask"] = mask
-        out.update(sub._epi)
-        return out
+            order = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
+            for s in range(0, n, batch_size):
+                yield padded_batch(self._data, self._epi, w, order[s : s + batch_size])
 
 
 def concat(trajs: Sequence[Traj]) -> Traj:

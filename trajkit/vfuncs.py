@@ -1,4 +1,10 @@
-"""Value and action-value functions."""
+"""Value and action-value functions.
+
+:class:`DeterministicSVfunc`, :class:`DeterministicSAVfunc` and :class:`DiscreteQfunc`
+also take a recurrent net (``nets.lstm`` or ``nets.gru``): then ``forward`` takes
+``hs: (B, S)`` and optional ``h_masks`` and returns ``(values, hs)``, on one step
+``(B, *obs_shape)`` or a sequence ``(T, B, *obs_shape)`` (see :mod:`trajkit.recurrent`).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,14 @@ import torch
 from torch import nn
 
 from trajkit.nets import dueling_mlp, mlp, net_out_dim, obs_features
+from trajkit.recurrent import RecurrentModel
 from trajkit.spaces import EnvOrSpaces, env_spaces, flat_dim
 
 
-class DeterministicSVfunc(nn.Module):
+class DeterministicSVfunc(RecurrentModel, nn.Module):
     """State value ``V(s)``: ``(B, *obs_shape) -> (B,)``; ``net`` maps ``(B, obs_dim)`` to ``(B, 1)``."""
+
+    hs_key = "vf_hs"
 
     def __init__(self, ob_space: gym.Space, net: nn.Module, *, obs_normalizer: nn.Module | None = None) -> None:
         super().__init__()
@@ -39,16 +48,22 @@ class DeterministicSVfunc(nn.Module):
         ob = env if isinstance(env, gym.Space) else env_spaces(env)[0]
         return cls(ob, mlp(flat_dim(ob), 1, hidden, activation), obs_normalizer=obs_normalizer)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs_features(obs, self.obs_normalizer)).squeeze(-1)
+    def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
+        out, hs = self._run_net(obs, self._features, hs, h_masks)
+        return self._with_hs(out.squeeze(-1), hs)
+
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs_features(obs, self.obs_normalizer)
 
 
-class DeterministicSAVfunc(nn.Module):
+class DeterministicSAVfunc(RecurrentModel, nn.Module):
     """Action value ``Q(s, a)``: ``(B, *obs_shape), (B, *ac_shape) -> (B,)``.
 
     ``net`` maps the concatenation ``(B, obs_dim + ac_dim)`` to ``(B, 1)``. Actions are
     taken in the policy's space (``traj["acs"]``), not the env's rescaled one.
     """
+
+    hs_key = "qf_hs"
 
     def __init__(
         self,
@@ -81,17 +96,24 @@ class DeterministicSAVfunc(nn.Module):
         net = mlp(flat_dim(ob) + flat_dim(ac), 1, hidden, activation, orthogonal=orthogonal)
         return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
-    def forward(self, obs: torch.Tensor, acs: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs_features(obs, self.obs_normalizer), acs.float().reshape(acs.shape[0], -1)], -1)
-        return self.net(x).squeeze(-1)
+    def forward(
+        self, obs: torch.Tensor, acs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None
+    ) -> Any:
+        out, hs = self._run_net(obs, self._features, hs, h_masks, acs)
+        return self._with_hs(out.squeeze(-1), hs)
+
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs_features(obs, self.obs_normalizer)
 
 
-class DiscreteQfunc(nn.Module):
+class DiscreteQfunc(RecurrentModel, nn.Module):
     """Q-values of every action of a Discrete space: ``(B, *obs_shape) -> (B, n)``.
 
     ``net`` maps ``(B, obs_dim)`` to ``(B, n)`` (for example ``nets.dueling_mlp``).
     :meth:`max` gives the greedy value and action, for ``ArgmaxQfPol`` and DQN targets.
     """
+
+    hs_key = "qf_hs"
 
     def __init__(
         self,
@@ -130,8 +152,12 @@ class DiscreteQfunc(nn.Module):
         net = dueling_mlp(od, n, hidden) if dueling else mlp(od, n, hidden, activation, orthogonal=False)
         return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs_features(obs, self.obs_normalizer))
+    def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
+        out, hs = self._run_net(obs, self._features, hs, h_masks)
+        return self._with_hs(out, hs)
+
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs_features(obs, self.obs_normalizer)
 
     def max(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(max_a Q(s, a): (B,), argmax_a: (B,) int64)``; ``generator`` is unused (exact)."""

@@ -6,7 +6,7 @@ re-exported here.)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -21,12 +21,16 @@ __all__ = [
     "BatchSource",
     "PrioritizedSource",
     "TrainResult",
+    "any_recurrent",
     "as_generator",
+    "batch_steps",
     "check_minibatch_args",
     "check_off_policy_args",
     "check_source",
     "explained_variance",
     "fit_vf",
+    "full_batch",
+    "minibatches",
     "polyak_tensors",
     "polyak_update",
     "require_steps",
@@ -143,6 +147,58 @@ def step(
     optim.step()
 
 
+def any_recurrent(*models: object) -> bool:
+    """Whether any of ``models`` is recurrent (built on ``nets.lstm`` or ``nets.gru``)."""
+    return any(bool(getattr(m, "recurrent", False)) for m in models)
+
+
+def _check_seq(recurrent: bool, seq_len: int | None, burn_in: int) -> None:
+    if not recurrent and (seq_len is not None or burn_in):
+        raise ValueError(f"seq_len={seq_len} and burn_in={burn_in} apply to recurrent models only; these are MLPs")
+
+
+def minibatches(
+    traj: Traj,
+    models: Sequence[object],
+    batch_size: int,
+    generator: torch.Generator | None,
+    seq_len: int | None = None,
+    burn_in: int = 0,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """One shuffled pass of minibatches over ``traj`` for ``models``; the last partial batch is kept.
+
+    MLP models: batches of ``batch_size`` steps (``traj.iterate``). If any model is
+    recurrent: sequence batches of ``traj.iterate_rnn`` (whole episodes, or chunks of
+    ``seq_len`` steps after ``burn_in`` warm-up steps), about ``batch_size`` steps each:
+    ``round(batch_size / seq_len)`` chunks, or ``round(batch_size / mean episode
+    length)`` episodes (at least one).
+    """
+    recurrent = any_recurrent(*models)
+    _check_seq(recurrent, seq_len, burn_in)
+    if not recurrent:
+        return traj.iterate(batch_size, epoch=1, shuffle=True, generator=generator)
+    per_seq = seq_len if seq_len is not None else traj.num_step / max(1, traj.num_epi)
+    n_seq = max(1, round(batch_size / per_seq))
+    return traj.iterate_rnn(n_seq, epoch=1, shuffle=True, generator=generator, seq_len=seq_len, burn_in=burn_in)
+
+
+def full_batch(traj: Traj, models: Sequence[object], seq_len: int | None = None) -> dict[str, torch.Tensor]:
+    """All of ``traj`` as one batch: its steps for MLP models, all its sequences (whole
+    episodes, or chunks of ``seq_len``) as one sequence batch if any model is recurrent."""
+    recurrent = any_recurrent(*models)
+    _check_seq(recurrent, seq_len, 0)
+    if not recurrent:
+        return traj.full_batch()
+    return next(traj.iterate_rnn(traj.num_step, shuffle=False, seq_len=seq_len))
+
+
+def batch_steps(batch: dict[str, torch.Tensor]) -> int:
+    """How many steps a batch trains on: its rows, or a sequence batch's masked-in steps."""
+    if "mask" in batch and batch["mask"].dim() == 2:
+        return int(batch["mask"].sum())
+    return len(batch["obs"])
+
+
 def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
     """``1 - Var(target - pred) / Var(target)``; 1 is perfect, 0 is no better than a constant."""
     var = target.var()
@@ -160,20 +216,24 @@ def fit_vf(
     batch_size: int,
     max_grad_norm: float | None,
     generator: torch.Generator | None,
+    seq_len: int | None = None,
 ) -> list[float]:
     """``epoch`` passes of value regression (``lf.monte_carlo`` on ``rets``) in minibatches.
 
     Returns the step-weighted mean loss of each pass. Used by the algorithms that fit
-    the value function after the policy step (TRPO, VPG).
+    the value function after the policy step (TRPO, VPG). A recurrent ``vf`` trains on
+    sequence batches (see :func:`minibatches`; ``seq_len`` only applies to one).
     """
     from trajkit import lf  # algos depend on lf; imported here to keep this module's imports light
 
     losses = []
+    seq_len = seq_len if any_recurrent(vf) else None
     for _ in range(epoch):
         total, n = 0.0, 0
-        for batch in traj.iterate(batch_size, epoch=1, shuffle=True, generator=generator):
+        for batch in minibatches(traj, [vf], batch_size, generator, seq_len):
             vf_loss, _ = lf.monte_carlo(vf, batch)
             step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
-            total, n = total + float(vf_loss.detach()) * len(batch["obs"]), n + len(batch["obs"])
+            w = batch_steps(batch)
+            total, n = total + float(vf_loss.detach()) * w, n + w
         losses.append(total / n)
     return losses

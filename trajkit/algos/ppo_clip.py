@@ -3,7 +3,8 @@
 For each epoch, for each minibatch of the Traj: one policy step on ``lf.pg_clip`` and
 one value step on ``lf.monte_carlo``. Needs the columns ``obs``, ``acs``, ``advs``,
 ``rets`` and the sampler's stored distribution parameters (and ``vs`` if the value
-loss is clipped).
+loss is clipped). Recurrent models train on sequence minibatches (``common.minibatches``)
+through the same losses.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from trajkit import ef, lf
 from trajkit.algos.common import (
     TrainResult,
     as_generator,
+    batch_steps,
     check_minibatch_args,
     explained_variance,
+    minibatches,
     require_steps,
     step,
 )
@@ -42,6 +45,8 @@ def train(
     vf_clip_param: float | None = None,
     max_grad_norm: float | None = 0.5,
     target_kl: float | None = None,
+    seq_len: int | None = None,
+    burn_in: int = 0,
     generator: torch.Generator | int | None = None,
 ) -> TrainResult:
     """Update ``pol`` and ``vf`` in place with PPO-clip on ``traj``.
@@ -54,6 +59,12 @@ def train(
         max_grad_norm: gradient-norm clip for each optimizer step (None: none).
         target_kl: the KL per update we aim to stay at: the remaining epochs are skipped
             once an epoch's mean KL exceeds it (None: always run ``epoch`` passes).
+        seq_len, burn_in: for recurrent ``pol`` or ``vf`` (detected): minibatches are
+            whole episodes (``seq_len`` None) or chunks of ``seq_len`` steps, each after
+            ``burn_in`` warm-up steps; about ``batch_size`` steps each. A recurrent
+            policy needs the sampler's ``hs`` column, a recurrent value function on
+            chunks ``ef.compute_hs(traj, vf, key="vf_hs")``; ``h_masks`` from
+            ``ef.compute_h_masks``. See ``docs/recurrent.md``.
         generator: minibatch shuffling (a generator, a seed, or None for torch's default).
 
     Returns:
@@ -77,12 +88,12 @@ def train(
     for _ in range(epoch):
         sums = {"pol_loss": 0.0, "vf_loss": 0.0, "kl": 0.0, "ent": 0.0, "clip_frac": 0.0}
         n = 0
-        for batch in traj.iterate(batch_size, epoch=1, shuffle=True, generator=g):
+        for batch in minibatches(traj, [pol, vf], batch_size, g, seq_len, burn_in):
             pol_loss, info = lf.pg_clip(pol, batch, clip_param, ent_coef)
             step(optim_pol, pol_loss, pol.parameters(), max_grad_norm)
             vf_loss, _ = lf.monte_carlo(vf, batch, vf_clip_param)
             step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
-            w = len(batch["obs"])
+            w = batch_steps(batch)
             n += w
             for k, v in (("pol_loss", pol_loss), ("vf_loss", vf_loss), *info.items()):
                 sums[k] += float(v.detach()) * w

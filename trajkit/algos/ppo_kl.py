@@ -19,8 +19,11 @@ from trajkit import ef, lf
 from trajkit.algos.common import (
     TrainResult,
     as_generator,
+    batch_steps,
     check_minibatch_args,
     explained_variance,
+    full_batch,
+    minibatches,
     require_steps,
     step,
 )
@@ -44,6 +47,8 @@ def train(
     target_kl: float = 0.01,
     ent_coef: float = 0.0,
     max_grad_norm: float | None = 0.5,
+    seq_len: int | None = None,
+    burn_in: int = 0,
     generator: torch.Generator | int | None = None,
 ) -> TrainResult:
     """Update ``pol`` and ``vf`` in place with PPO-KL on ``traj``.
@@ -55,6 +60,9 @@ def train(
         target_kl: the KL per update we aim to stay at; the coefficient is adapted
             towards it after the epochs.
         ent_coef: entropy bonus coefficient. max_grad_norm: gradient-norm clip (None: none).
+        seq_len, burn_in: for recurrent ``pol`` or ``vf`` (detected): minibatches of whole
+            episodes (``seq_len`` None) or of chunks of ``seq_len`` steps after ``burn_in``
+            warm-up steps (see ``ppo_clip.train`` and ``docs/recurrent.md``).
         generator: minibatch shuffling.
 
     Returns:
@@ -73,18 +81,18 @@ def train(
     for _ in range(epoch):
         pol_sum = vf_sum = 0.0
         n = 0
-        for batch in traj.iterate(batch_size, epoch=1, shuffle=True, generator=g):
+        for batch in minibatches(traj, [pol, vf], batch_size, g, seq_len, burn_in):
             pol_loss, _ = lf.pg_kl(pol, batch, kl_coef, ent_coef)
             step(optim_pol, pol_loss, pol.parameters(), max_grad_norm)
             vf_loss, _ = lf.monte_carlo(vf, batch)
             step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
-            w = len(batch["obs"])
+            w = batch_steps(batch)
             pol_sum, vf_sum, n = pol_sum + float(pol_loss.detach()) * w, vf_sum + float(vf_loss.detach()) * w, n + w
         result.append(pol_loss=pol_sum / n, vf_loss=vf_sum / n)
     with torch.no_grad():
-        full = traj.full_batch()
-        params = pol(full["obs"])
-        kl = float(pol.pd.kl_pq(lf.old_params(pol, full), params).mean())
+        full = full_batch(traj, [pol], seq_len)
+        params, rows = lf.forward_rows(pol, full, pol.pd.param_names)
+        kl = float(pol.pd.kl_pq(lf.old_params(pol, rows), params).mean())
         ent = float(pol.pd.ent(params).mean())
     if kl > 1.5 * target_kl:
         kl_coef *= 2.0

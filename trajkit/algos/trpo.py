@@ -23,6 +23,7 @@ from trajkit.algos.common import (
     check_minibatch_args,
     explained_variance,
     fit_vf,
+    full_batch,
     require_steps,
 )
 from trajkit.checks import check_float, check_int
@@ -65,9 +66,15 @@ def train(
     vf_epoch: int = 5,
     vf_batch_size: int = 64,
     max_grad_norm: float | None = None,
+    seq_len: int | None = None,
     generator: torch.Generator | int | None = None,
 ) -> TrainResult:
     """One trust-region step of ``pol`` and ``vf_epoch`` passes of value regression on ``traj``.
+
+    Args:
+        seq_len: for a recurrent ``pol`` or ``vf`` (detected): the sequences are whole
+            episodes (None) or chunks of ``seq_len`` steps; all of them form the full
+            batch (chunks bound its padding). See ``docs/recurrent.md``.
 
     Returns:
         ``losses["pol_loss"]`` (surrogate before and after), ``losses["vf_loss"]`` per
@@ -81,7 +88,7 @@ def train(
     check_minibatch_args(epoch=vf_epoch, batch_size=vf_batch_size, max_grad_norm=max_grad_norm, prefix="vf_")
     require_steps(traj)
     ef.require(traj, "obs", "acs", "advs", *pol.pd.param_names, "rets")
-    full = traj.full_batch()
+    full = full_batch(traj, [pol], seq_len)
     params = [p for p in pol.parameters() if p.requires_grad]
     loss, _ = lf.surrogate(pol, full)
     grads = parameters_to_vector(torch.autograd.grad(loss, params))
@@ -110,10 +117,10 @@ def train(
     result.append(pol_loss=loss)
     result.append(pol_loss=new_loss)
     vf_losses = fit_vf(traj=traj, vf=vf, optim_vf=optim_vf, epoch=vf_epoch, batch_size=vf_batch_size,
-                       max_grad_norm=max_grad_norm, generator=as_generator(generator))
+                       max_grad_norm=max_grad_norm, generator=as_generator(generator), seq_len=seq_len)
     result.losses["vf_loss"] = vf_losses
     with torch.no_grad():
-        ent = float(pol.pd.ent(pol(full["obs"])).mean())
+        ent = float(pol.pd.ent(lf.forward_rows(pol, full, ())[0]).mean())
     result.diagnostics.update(kl=kl, step_frac=accepted, ent=ent)
     if "vs" in traj:
         result.diagnostics["explained_var"] = explained_variance(traj["vs"], traj["rets"])

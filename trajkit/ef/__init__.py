@@ -17,7 +17,9 @@ bootstrap).
 **Traj estimators** (:mod:`trajkit.ef.estimators`): :func:`compute_vs`,
 :func:`compute_rets`, :func:`compute_advs`, :func:`centerize_advs`,
 :func:`compute_h_masks`, :func:`add_next_obs`, :func:`compute_nstep_rets`,
-:func:`compute_pris` are thin wrappers over the kernels. Each returns a new
+:func:`compute_pris` are thin wrappers over the kernels; :func:`compute_hs` (and
+:func:`compute_vs` with a recurrent value function) run recurrent models over whole
+episodes (:mod:`trajkit.ef.recurrent`). Each returns a new
 :class:`~trajkit.traj.Traj` that shares the columns it did not touch; the input is
 never modified, so re-running a cell gives the same answer. None of them loops over
 steps in Python: discounted sums over ragged episodes are one vectorized linear filter.
@@ -55,6 +57,7 @@ from trajkit.ef.estimators import (
     compute_vs,
 )
 from trajkit.ef.kernels import NStepReturns, discount_cumsum, discounted_returns, gae, nstep_returns
+from trajkit.ef.recurrent import compute_hs
 
 __all__ = [
     "PRODUCERS",
@@ -70,6 +73,7 @@ __all__ = [
     "compute_advs",
     "centerize_advs",
     "compute_h_masks",
+    "compute_hs",
     "add_next_obs",
     "compute_nstep_rets",
     "compute_pris",

@@ -19,6 +19,7 @@ PRODUCERS: dict[str, str] = {
     "rets": "ef.compute_rets(traj, gamma)",
     "advs": "ef.compute_advs(traj, gamma, lam)",
     "h_masks": "ef.compute_h_masks(traj)",
+    "hs": "ef.compute_hs(traj, pol) (or sample with a recurrent policy)",
     "next_obs": "ef.add_next_obs(traj)",
     "terminals": "ef.add_next_obs(traj)",
     "nstep_rets": "ef.compute_nstep_rets(traj, gamma, n)",

@@ -17,6 +17,7 @@ from trajkit.checks import check_float, check_int, check_unit
 from trajkit.devices import module_device
 from trajkit.ef.columns import require
 from trajkit.ef.kernels import discounted_returns, gae, nstep_returns
+from trajkit.ef.recurrent import recurrent_vs
 from trajkit.traj import Traj
 
 __all__ = [
@@ -68,10 +69,17 @@ def compute_vs(traj: Traj, vf: Callable[[torch.Tensor], torch.Tensor], chunk_siz
     of the truncated episodes ride along with the last chunk. An empty Traj gives empty
     columns without calling ``vf``.
 
+    A recurrent ``vf`` (``vf.recurrent``) runs each episode as one sequence from
+    ``vf.init_hs``, in groups of episodes of at most ``chunk_size`` steps, with the final
+    observation of a truncated episode as one more step (so ``final_vs`` uses the state
+    the episode built). Pieces of a continuing sampler (``continued``) are refused there:
+    the value function's state at their start is unknown (see
+    :func:`trajkit.ef.recurrent.recurrent_vs`).
+
     Args:
         traj: needs ``obs`` and ``terminated``; ``final_obs`` if any episode is truncated.
         vf: maps ``(B, *obs_shape)`` observations to ``(B,)`` or ``(B, 1)`` values
-            (any other shape is a ValueError naming it).
+            (any other shape is a ValueError naming it); or a recurrent value function.
         chunk_size: rows per forward pass, an integer ``>= 1``.
     """
     chunk_size = check_int("chunk_size", chunk_size, min_value=1)
@@ -84,6 +92,9 @@ def compute_vs(traj: Traj, vf: Callable[[torch.Tensor], torch.Tensor], chunk_siz
         )
     if bool(cut.any()):
         require(traj, "final_obs")
+    if getattr(vf, "recurrent", False):
+        vs, final_vs = recurrent_vs(traj, vf, chunk_size, cut)
+        return traj.with_columns(vs=vs).with_epi_columns(final_vs=final_vs)
     device = module_device(vf) if isinstance(vf, torch.nn.Module) else obs.device
     extra = traj.epi_col("final_obs")[cut].to(obs.device, obs.dtype) if bool(cut.any()) else obs[:0]
     chunks = list(obs.split(chunk_size))
@@ -154,9 +165,17 @@ def centerize_advs(traj: Traj, eps: float = 1e-8) -> Traj:
 
 
 def compute_h_masks(traj: Traj) -> Traj:
-    """Add ``h_masks: (N,)``: 1.0 at each episode's first step (reset a recurrent state), else 0.0."""
+    """Add ``h_masks: (N,)``: 1.0 at each episode's first step (reset a recurrent state), else 0.0.
+
+    A piece that continues an episode from an earlier call (episode column
+    ``continued``, from a continuing sampler) gets 0.0 at its first step: its state
+    goes on from the stored ``hs`` there instead of being reset.
+    """
     h_masks = torch.zeros(traj.num_step, device=traj.device)
-    h_masks[traj.first_idx()] = 1.0
+    first = traj.first_idx()
+    if "continued" in traj.epi:
+        first = first[~traj.epi_col("continued").bool().to(first.device)]
+    h_masks[first] = 1.0
     return traj.with_columns(h_masks=h_masks)
 
 

@@ -1,6 +1,7 @@
 """Environment adapters, wrappers and remote (real) environments."""
 
 from trajkit.envs.gym_env import GymEnv, LegacyGymEnv, make_env, to_gymnasium_space
+from trajkit.envs.partial_obs import NO_VEL_IDS, MaskObsEnv
 from trajkit.envs.remote import EnvServer, RemoteActionError, RemoteEnv, RemoteEnvError, RemoteProtocolError, serve
 from trajkit.envs.wrappers import AcInObEnv, C2DEnv, ObsNormEnv, RewInObEnv, RewNormEnv, SkillEnv
 
@@ -10,6 +11,8 @@ __all__ = [
     "EnvServer",
     "GymEnv",
     "LegacyGymEnv",
+    "MaskObsEnv",
+    "NO_VEL_IDS",
     "ObsNormEnv",
     "RemoteActionError",
     "RemoteEnv",

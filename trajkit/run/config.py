@@ -88,6 +88,17 @@ class OnPolicyConfig(RunSettings):
     gamma: float = hp("discount factor of returns and advantages", **PROB)
     lam: float = hp("GAE lambda", **PROB)
     obs_norm: bool = hp("normalize observations with running statistics (kept in checkpoints)")
+    rnn: Literal["none", "lstm", "gru"] = hp(
+        "recurrent policy and value function: an lstm/gru core of hidden[0] units, then an MLP head of hidden[1:] "
+        "(none: MLPs of hidden)", default="none",
+    )
+
+    def check(self) -> None:
+        seq = {k: getattr(self.train, k, None) for k in ("seq_len", "burn_in")}
+        if self.rnn == "none" and (seq["seq_len"] is not None or seq["burn_in"]):
+            raise ConfigError(f"seq_len and burn_in apply to recurrent models only: set rnn=lstm or rnn=gru ({seq})")
+        if self.rnn != "none" and not self.hidden:
+            raise ConfigError(f"rnn={self.rnn} needs hidden: its first size is the core's, the rest the head's")
 
     def scheduled(self, frac: float, state: dict[str, Any]) -> Any:
         """The ``train`` fields for this iteration (``frac``: the lr multiplier, 1 to 0; ``state``: carried values)."""
@@ -108,6 +119,9 @@ class PPOTrain:
     vf_clip_param: float | None = hp("clip value predictions around the old values (none: off)", **NONNEG)
     max_grad_norm: float | None = hp("gradient-norm clip per optimizer step (none: off)", **POS)
     target_kl: float | None = hp("stop the remaining epochs once an epoch's mean KL exceeds this", **POS)
+    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
+                             default=None, **COUNT)
+    burn_in: int = hp("recurrent models: warm-up steps before each sequence (needs seq_len)", default=0, **NONNEG)
 
 
 @dataclass(kw_only=True)
@@ -136,6 +150,9 @@ class PPOKLTrain:
     target_kl: float = hp("the KL per update the coefficient is adapted towards", **POS)
     ent_coef: float = hp("entropy bonus coefficient", **NONNEG)
     max_grad_norm: float | None = hp("gradient-norm clip per optimizer step (none: off)", **POS)
+    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
+                             default=None, **COUNT)
+    burn_in: int = hp("recurrent models: warm-up steps before each sequence (needs seq_len)", default=0, **NONNEG)
 
 
 @dataclass(kw_only=True)
@@ -165,6 +182,8 @@ class TRPOTrain:
     vf_epoch: int = hp("value-function passes per update", **COUNT)
     vf_batch_size: int = hp("value-function minibatch size", **COUNT)
     max_grad_norm: float | None = hp("value-function gradient-norm clip (none: off)", **POS)
+    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
+                             default=None, **COUNT)
 
 
 @dataclass(kw_only=True)
@@ -186,6 +205,8 @@ class VPGTrain:
     vf_batch_size: int = hp("value-function minibatch size", **COUNT)
     ent_coef: float = hp("entropy bonus coefficient", **NONNEG)
     max_grad_norm: float | None = hp("gradient-norm clip (none: off)", **POS)
+    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
+                             default=None, **COUNT)
 
 
 @dataclass(kw_only=True)

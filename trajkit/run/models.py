@@ -113,10 +113,34 @@ def _adam(modules: Sequence[nn.Module], lr: float) -> torch.optim.Adam:
 
 
 # ---------------------------------------------------------------------------- on-policy
+def _rnn_net(rnn: str, in_dim: int, out_dim: int, hidden: Sequence[int], out_gain: float) -> nn.Module:
+    """An ``rnn`` (lstm/gru) net: a core of ``hidden[0]`` units, then an MLP head of ``hidden[1:]``."""
+    build = nets.lstm if rnn == "lstm" else nets.gru
+    return build(in_dim, out_dim, core_size=hidden[0], head=tuple(hidden[1:]), out_gain=out_gain)
+
+
+def _recurrent_pol(ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[int], norm: ObsNormalizer | None,
+                   rnn: str) -> BasePol:
+    od = flat_dim(ob_space)
+    if isinstance(ac_space, gym.spaces.Discrete):
+        return CategoricalPol(ob_space, ac_space, _rnn_net(rnn, od, int(ac_space.n), hidden, 0.01),
+                              obs_normalizer=norm)
+    if isinstance(ac_space, gym.spaces.MultiDiscrete):
+        net = _rnn_net(rnn, od, int(ac_space.nvec.sum()), hidden, 0.01)
+        return MultiCategoricalPol(ob_space, ac_space, net, obs_normalizer=norm)
+    if isinstance(ac_space, gym.spaces.Box):
+        return GaussianPol(ob_space, ac_space, _rnn_net(rnn, od, flat_dim(ac_space), hidden, 0.01),
+                           obs_normalizer=norm)
+    raise ConfigError(f"no on-policy policy for action space {ac_space}")
+
+
 def on_policy_pol(
-    ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[int], norm: ObsNormalizer | None
+    ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[int], norm: ObsNormalizer | None, rnn: str = "none"
 ) -> BasePol:
-    """A categorical, multi-categorical or Gaussian MLP policy, by action space (the classes' ``for_env``)."""
+    """A categorical, multi-categorical or Gaussian policy, by action space: an MLP (the classes' ``for_env``),
+    or with ``rnn`` ``"lstm"``/``"gru"`` a recurrent net (:func:`_rnn_net`)."""
+    if rnn != "none":
+        return _recurrent_pol(ob_space, ac_space, hidden, norm, rnn)
     spaces = (ob_space, ac_space)
     if isinstance(ac_space, gym.spaces.Discrete):
         return CategoricalPol.for_env(spaces, hidden=hidden, obs_normalizer=norm)
@@ -128,24 +152,29 @@ def on_policy_pol(
 
 
 def make_pol_vf(
-    env: Any, hidden: Sequence[int] = (64, 64), obs_norm: bool = False
+    env: Any, hidden: Sequence[int] = (64, 64), obs_norm: bool = False, rnn: str = "none"
 ) -> tuple[BasePol, DeterministicSVfunc]:
     """An on-policy policy (categorical, multi-categorical or Gaussian, by ``env``'s action space) and a value function.
 
     ``env`` is anything with ``observation_space`` and ``action_space`` (a
     :class:`~trajkit.GymEnv`, a gymnasium env). With ``obs_norm`` both share one
     :class:`~trajkit.ObsNormalizer` (``pol.obs_normalizer``; update it from the loop).
-    These are the models ``trajkit train ppo|ppo_kl|trpo|vpg`` builds.
+    With ``rnn`` ``"lstm"`` or ``"gru"`` both are recurrent: a core of ``hidden[0]``
+    units and an MLP head of ``hidden[1:]``. These are the models ``trajkit train
+    ppo|ppo_kl|trpo|vpg`` builds.
     """
     ob_space, ac_space = env.observation_space, env.action_space
     norm = ObsNormalizer(ob_space.shape or ()) if obs_norm else None
-    pol = on_policy_pol(ob_space, ac_space, hidden, norm)
+    pol = on_policy_pol(ob_space, ac_space, hidden, norm, rnn)
+    if rnn != "none":
+        vf_net = _rnn_net(rnn, flat_dim(ob_space), 1, hidden, 1.0)
+        return pol, DeterministicSVfunc(ob_space, vf_net, obs_normalizer=norm)
     return pol, DeterministicSVfunc.for_env(ob_space, hidden=hidden, obs_normalizer=norm)
 
 
 def build_on_policy(cfg: OnPolicyConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """Policy (by action space), value function, their optimizers and an optional shared normalizer."""
-    pol, vf = make_pol_vf(Spaces(ob_space, ac_space), cfg.hidden, cfg.obs_norm)
+    pol, vf = make_pol_vf(Spaces(ob_space, ac_space), cfg.hidden, cfg.obs_norm, cfg.rnn)
     norm = pol.obs_normalizer
     assert norm is None or isinstance(norm, ObsNormalizer)
     optim_vf = torch.optim.Adam(vf.parameters(), cfg.vf_lr)

@@ -23,13 +23,19 @@ from trajkit.samplers import EpiSampler
 from trajkit.traj import Traj
 
 
-def estimate(traj: Traj, vf: torch.nn.Module, gamma: float, lam: float) -> Traj:
-    """The on-policy estimator chain: values, returns, GAE advantages (centered), h-masks."""
+def estimate(traj: Traj, vf: torch.nn.Module, gamma: float, lam: float, seq_len: int | None = None) -> Traj:
+    """The on-policy estimator chain: values, returns, GAE advantages (centered), h-masks.
+
+    A recurrent ``vf`` trained on chunks (``seq_len``) also gets its hidden states, ``vf_hs``.
+    """
     traj = ef.compute_vs(traj, vf)
     traj = ef.compute_rets(traj, gamma)
     traj = ef.compute_advs(traj, gamma, lam)
     traj = ef.centerize_advs(traj)
-    return ef.compute_h_masks(traj)
+    traj = ef.compute_h_masks(traj)
+    if seq_len is not None and getattr(vf, "recurrent", False):
+        traj = ef.compute_hs(traj, vf, key="vf_hs")
+    return traj
 
 
 def completed_epis(epis: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -71,7 +77,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
                 traj = Traj.from_epis(epis, device=device)
                 if models.obs_normalizer is not None:
                     models.obs_normalizer.update(traj["obs"])
-                traj = estimate(traj, models.train_args["vf"], cfg.gamma, cfg.lam)
+                traj = estimate(traj, models.train_args["vf"], cfg.gamma, cfg.lam, getattr(cfg.train, "seq_len", None))
                 kwargs = cfg.train_kwargs(cfg.scheduled(frac, session.algo_state))
                 result = train(traj=traj, **models.train_args, **kwargs, generator=gen)
                 cfg.after_train(result.diagnostics, session.algo_state)

@@ -92,16 +92,19 @@ def _maybe_bad(acs: np.ndarray, params: Mapping[str, np.ndarray]) -> bool:
 
 
 def explain_act_failure(
-    pol: Any, obs_t: torch.Tensor, envs: Sequence[int], steps: Sequence[int], obs: np.ndarray, error: Exception
+    pol: Any, obs_t: torch.Tensor, envs: Sequence[int], steps: Sequence[int], obs: np.ndarray, error: Exception,
+    hs: torch.Tensor | None = None,
 ) -> None:
     """After ``pol.act`` raised ``error``: raise :class:`NonFiniteActionError` if NaN parameters caused it.
 
     Sampling from NaN parameters fails inside the policy (``torch.multinomial`` refuses
     NaN probabilities); re-running the forward pass names the output instead. Returns
     (the caller re-raises ``error``) when the parameters are fine or cannot be computed.
+    ``hs``: a recurrent policy's hidden states ``(B, S)`` the failed step was taken from.
     """
     try:
-        params = {k: v.detach().cpu().numpy() for k, v in pol(obs_t).items()}
+        out = pol(obs_t) if hs is None else pol(obs_t, hs=hs)[0]
+        params = {k: v.detach().cpu().numpy() for k, v in out.items()}
     except Exception:  # noqa: BLE001 - the original error is the one to report
         return
     for name, v in params.items():

@@ -48,6 +48,11 @@ BACKENDS = ("process", "ray")
 class EpiSampler:
     """Samples whole episodes with a policy (or, ``continuing``, pieces of episodes).
 
+    A recurrent policy (``pol.recurrent``: built on ``nets.lstm`` or ``nets.gru``) acts
+    with each env's own hidden state, reset to ``pol.init_hs(1)`` at every new episode,
+    in every backend; every step stores the state the policy entered it with as the step
+    column ``hs`` (see :mod:`trajkit.samplers.rollout`).
+
     Args:
         env: an env id, an env object, or a zero-argument factory returning one.
             With worker processes each worker builds its own copy: a GymEnv made from an
@@ -98,12 +103,9 @@ class EpiSampler:
             order join into one episode. See :meth:`sample` for budgets,
             :meth:`state_dict` for resuming.
 
-            A recurrent policy (one with ``init_hs``) is not carried yet; the design is:
-            the rollout keeps each env's hidden state ``(1, H)`` next to its carried
-            observation, starts a continued piece from it (a new episode from
-            ``init_hs(1)``), stores every piece's initial hidden state as an episode
-            column, and gives a continued piece ``h_masks`` 0 at its first step, so that
-            ``iterate_rnn`` replays the piece from the state it was sampled with.
+            A recurrent policy's hidden state is carried with the cut episode: the
+            continued piece's first stored ``hs`` is the state the previous piece
+            ended in (see below).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -257,7 +259,8 @@ class EpiSampler:
         ``rews (T,)``, the policy's distribution parameters per step (for example
         ``mean`` and ``log_std``), and ``terminated``, ``truncated``, ``final_obs`` and
         ``sampler_cut`` (True when this sampler's ``max_steps`` cut the episode; such an
-        episode is also ``truncated``).
+        episode is also ``truncated``). With a recurrent policy also ``hs (T, S)``, the
+        hidden state each step was taken from (``init_hs`` at a new episode's first step).
         Episodes come in worker order (within a worker, env by env), so they are
         reproducible for a given seed.
 

@@ -3,12 +3,21 @@
 With ``K`` envs the policy acts on all of them with one batched forward per step,
 which is what makes cheap envs fast (inference dominates there). ``K = 1`` is the
 same loop with a batch of one.
+
+A recurrent policy (``pol.recurrent``) acts with each env's hidden state: the loop
+keeps one state ``(S,)`` per env, sets it to ``pol.init_hs(1)`` when the env begins a
+new episode, passes the active envs' states ``(B, S)`` to ``pol.act(..., hs=...)`` and
+keeps the states it returns. Every step stores the state the policy *entered* the
+step with, as the step column ``hs: (T, S)`` (so ``hs`` at a new episode's first step
+is the initial state, and any step can start a replay). A continuing rollout carries
+the state with the cut episode into the next call. Every backend (in-process,
+process, Ray, several envs per worker) runs this loop, so all behave alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import gymnasium as gym
 import numpy as np
@@ -65,12 +74,14 @@ class Carry(NamedTuple):
     """An env's episode in progress between two calls of a continuing :class:`Rollout`.
 
     ``obs``: the observation to act on next; ``t``: steps the episode has had so far;
-    ``number``: the episode's number among the env's episodes (its ``epi_key[1]``).
+    ``number``: the episode's number among the env's episodes (its ``epi_key[1]``);
+    ``hs``: a recurrent policy's hidden state ``(S,)`` after the last step (None otherwise).
     """
 
     obs: np.ndarray
     t: int
     number: int
+    hs: torch.Tensor | None = None  # a recurrent policy's state (S,) to go on from
 
 
 class _Slot:
@@ -82,7 +93,7 @@ class _Slot:
 
     __slots__ = (
         "index", "env_key", "max_epis", "max_steps", "steps", "epis", "obs", "t", "number", "continued", "carry",
-        "obs_l", "acs_l", "rews_l", "params_l",
+        "obs_l", "acs_l", "rews_l", "params_l", "hs", "hs_l",
     )  # fmt: skip
 
     def __init__(self, index: int, max_epis: int | None, max_steps: int | None, env_key: int | None) -> None:
@@ -97,22 +108,37 @@ class _Slot:
             self.max_steps is None or self.steps < self.max_steps
         )
 
-    def begin(self, obs: np.ndarray, number: int = 0, t: int = 0, continued: bool = False) -> None:
-        """Start a piece at observation ``obs``: a new episode (``t = 0``) or, ``continued``, one carried in."""
+    def begin(
+        self, obs: np.ndarray, number: int = 0, t: int = 0, continued: bool = False, hs: torch.Tensor | None = None
+    ) -> None:
+        """Start a piece at observation ``obs``: a new episode (``t = 0``) or, ``continued``, one carried in.
+
+        ``hs``: a recurrent policy's state ``(S,)`` to start from (None: not recurrent).
+        """
         self.obs = obs
         self.t, self.number, self.continued = t, number, continued
+        self.hs = hs
         self.obs_l: list[np.ndarray] = []
         self.acs_l: list[np.ndarray] = []
         self.rews_l: list[float] = []
         self.params_l: dict[str, list[np.ndarray]] = {}
+        self.hs_l: list[np.ndarray] = []
 
-    def record(self, ob: np.ndarray, ac: np.ndarray, rew: float, params: dict[str, np.ndarray], j: int) -> None:
-        """Store one step; ``params`` holds the batch's parameters, of which row ``j`` is this env's."""
+    def record(
+        self, ob: np.ndarray, ac: np.ndarray, rew: float, params: dict[str, np.ndarray], j: int,
+        hs_in: np.ndarray | None = None,
+    ) -> None:
+        """Store one step; ``params`` holds the batch's parameters, of which row ``j`` is this env's.
+
+        ``hs_in``: the batch's hidden states the step was taken with, ``(B, S)`` (recurrent only).
+        """
         self.obs_l.append(ob)
         self.acs_l.append(ac)
         self.rews_l.append(rew)
         for k, v in params.items():
             self.params_l.setdefault(k, []).append(v[j])
+        if hs_in is not None:
+            self.hs_l.append(hs_in[j])
         self.t += 1
         self.steps += 1
 
@@ -128,6 +154,8 @@ class _Slot:
             "rews": np.asarray(self.rews_l, dtype=np.float32),
         }
         epi.update({k: np.stack(v) for k, v in self.params_l.items()})
+        if self.hs_l:
+            epi["hs"] = np.stack(self.hs_l)
         epi["terminated"] = bool(terminated)
         epi["truncated"] = not terminated
         epi["sampler_cut"] = cut
@@ -252,7 +280,10 @@ class Rollout:
         device = module_device(self.pol)
         beat_every = 1.0 if timeout is None else beat_interval(timeout)
         with CallAlarm(timeout, on_beat, beat_every) as alarm, torch.no_grad():
-            ctx = _Call(deterministic, device, self._generator(device), policy_ac_shape(self.env.action_space), alarm)
+            ctx = _Call(
+                deterministic, device, self._generator(device), policy_ac_shape(self.env.action_space), alarm,
+                self._recurrent(),
+            )
             active = [s for s in slots if s.wants_episode()]
             for s in active:
                 self._start(s, alarm)
@@ -265,15 +296,19 @@ class Rollout:
     def _start(self, s: _Slot, alarm: CallAlarm) -> None:
         """Begin slot ``s``'s first piece: its env's carried episode, or a new one."""
         carry, self._carry[s.index] = self._carry[s.index], None
-        if carry is None:
-            self._begin_new(s, alarm)
+        if carry is None or (carry.hs is None) == self._recurrent():
+            self._begin_new(s, alarm)  # (a carry from a policy with the other kind of state starts over)
         else:
-            s.begin(carry.obs, carry.number, carry.t, continued=True)
+            s.begin(carry.obs, carry.number, carry.t, continued=True, hs=carry.hs)
+
+    def _recurrent(self) -> bool:
+        return bool(getattr(self.pol, "recurrent", False))
 
     def _begin_new(self, s: _Slot, alarm: CallAlarm) -> None:
-        """Reset slot ``s``'s env and begin a new episode there."""
+        """Reset slot ``s``'s env and begin a new episode there (a recurrent policy from ``init_hs(1)``)."""
         obs = self._reset(s.index, alarm)
-        s.begin(obs, self._numbers[s.index])
+        hs = self.pol.init_hs(1)[0] if self._recurrent() else None  # type: ignore[operator]
+        s.begin(obs, self._numbers[s.index], hs=hs)
         self._numbers[s.index] += 1
 
     def _reset(self, k: int, alarm: CallAlarm) -> np.ndarray:
@@ -283,23 +318,32 @@ class Rollout:
         self.env_seeds[k] = None
         return obs
 
-    def _act(self, obs: np.ndarray, active: list[_Slot], ctx: _Call) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The policy's actions ``(B, *ac_shape)`` and parameters for ``obs: (B, *obs_shape)``, checked."""
+    def _act(
+        self, obs: np.ndarray, active: list[_Slot], ctx: _Call, hs_in: torch.Tensor | None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], torch.Tensor | None]:
+        """The policy's actions ``(B, *ac_shape)`` and parameters for ``obs: (B, *obs_shape)``, checked.
+
+        A recurrent policy acts from the slots' states ``hs_in: (B, S)``; its new states come third (else None).
+        """
         pol: Any = self.pol  # a trajkit policy: act() and to_env_ac()
         envs, steps = [s.index for s in active], [s.t for s in active]
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=ctx.device)
         ctx.alarm.arm(f"{type(pol).__name__}.act()", envs[0], steps[0])
+        hs_out = None
         try:
-            acs_t, params_t = pol.act(obs_t, ctx.deterministic, ctx.gen)
+            if hs_in is not None:
+                acs_t, params_t, hs_out = pol.act(obs_t, ctx.deterministic, ctx.gen, hs=hs_in.to(ctx.device))
+            else:
+                acs_t, params_t = pol.act(obs_t, ctx.deterministic, ctx.gen)
         except RuntimeError as e:
             ctx.alarm.disarm()
-            explain_act_failure(pol, obs_t, envs, steps, obs, e)
+            explain_act_failure(pol, obs_t, envs, steps, obs, e, None if hs_in is None else hs_in.to(ctx.device))
             raise
         ctx.alarm.disarm()
         acs = _to_numpy(acs_t)
         params = {name: _to_numpy(v) for name, v in params_t.items()}
         check_policy_output(type(pol).__name__, acs, params, ctx.ac_shape, self.env.action_space, envs, steps, obs)
-        return acs, params
+        return acs, params, hs_out
 
     def _step(self, active: list[_Slot], ctx: _Call) -> list[_Slot]:
         """One batched policy forward and one step of every active env; returns the envs still running.
@@ -308,19 +352,23 @@ class Rollout:
         """
         pol: Any = self.pol
         obs = np.array([s.obs for s in active])  # a copy: some envs reuse their observation buffer
-        acs, params = self._act(obs, active, ctx)
+        hs_in = torch.stack([cast(torch.Tensor, s.hs) for s in active]) if ctx.recurrent else None
+        acs, params, hs_out = self._act(obs, active, ctx, hs_in)
+        hs_np = None if hs_in is None else _to_numpy(hs_in)
         alarm = ctx.alarm
         still: list[_Slot] = []
         for j, s in enumerate(active):
             alarm.arm("env.step()", s.index, s.t)
             next_obs, rew, terminated, truncated, _ = self.envs[s.index].step(pol.to_env_ac(acs[j]))
             alarm.disarm()
-            s.record(obs[j], acs[j], rew, params, j)
+            s.record(obs[j], acs[j], rew, params, j, hs_np)
+            if hs_out is not None:
+                s.hs = hs_out[j]
             if terminated or truncated or s.at_step_limit():
                 cut = not (terminated or truncated)
                 s.finish(next_obs, terminated, cut)
                 if cut and self.continuing:
-                    s.carry = Carry(np.array(next_obs), s.t, s.number)
+                    s.carry = Carry(np.array(next_obs), s.t, s.number, s.hs)
                 if s.wants_episode():
                     self._begin_new(s, alarm)
                     still.append(s)
@@ -338,6 +386,7 @@ class _Call(NamedTuple):
     gen: torch.Generator
     ac_shape: tuple[int, ...]
     alarm: CallAlarm
+    recurrent: bool
 
 
 def check_budget(max_epis: object, max_steps: object) -> tuple[int | None, int | None]:

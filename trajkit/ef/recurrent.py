@@ -1,0 +1,138 @@
+"""Estimators for recurrent models: values over whole episodes, and hidden states recomputed.
+
+A recurrent model (one with ``recurrent`` True, ``init_hs(B)`` and a forward
+``model(obs, hs=hs) -> (out, hs)``, as :mod:`trajkit.recurrent` defines) sees each
+episode as one sequence from its first step. Episodes are run in groups of at most
+``chunk_size`` steps (at least one episode per group), padded to the group's longest,
+so memory is bounded by the group. Nothing here mutates its input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from trajkit._rnn_batches import Windows, gather_index, windows
+from trajkit.checks import check_int
+from trajkit.devices import module_device
+from trajkit.ef.columns import require
+from trajkit.traj import Traj
+
+__all__ = ["compute_hs", "recurrent_vs"]
+
+
+def _groups(lens: torch.Tensor, chunk_size: int) -> list[torch.Tensor]:
+    """Consecutive episode indices in groups of at most ``chunk_size`` steps (one episode at least)."""
+    groups: list[list[int]] = [[]]
+    total = 0
+    for e, n in enumerate(lens.tolist()):
+        if groups[-1] and total + n > chunk_size:
+            groups.append([])
+            total = 0
+        groups[-1].append(e)
+        total += n
+    return [torch.tensor(g, dtype=torch.int64) for g in groups if g]
+
+
+def _padded_obs(obs: torch.Tensor, w: Windows, g: torch.Tensor, extra: int) -> tuple[torch.Tensor, tuple]:
+    """The observations of episodes ``g`` time first ``(T + extra, B, *obs_shape)`` and their gather index."""
+    time, col, steps = gather_index(w, g)
+    seq = obs.new_zeros((int(w.lens[g].max()) + extra, len(g), *obs.shape[1:]))
+    dev = obs.device
+    seq[time.to(dev), col.to(dev)] = obs[steps.to(dev)]
+    return seq, (time, col, steps)
+
+
+def _continued(traj: Traj) -> torch.Tensor:
+    """``(E,)`` bool: the piece continues an episode of an earlier sampler call."""
+    if "continued" not in traj.epi:
+        return torch.zeros(traj.num_epi, dtype=torch.bool)
+    return traj.epi_col("continued").bool().cpu()
+
+
+def recurrent_vs(traj: Traj, vf: Any, chunk_size: int, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(vs: (N,), final_vs: (E,))`` of a recurrent state-value function, each episode from ``vf.init_hs``.
+
+    The final observation of a cut episode (``cut: (E,)``) is fed as one more step, so
+    ``final_vs`` is V after the episode's last step with the state the episode built.
+    A continued piece (episode column ``continued``) is a ValueError: the value
+    function's state at its start is unknown (the sampler stores the policy's only).
+    """
+    cont = _continued(traj)
+    if bool(cont.any()):
+        e = int(torch.nonzero(cont)[0])
+        raise ValueError(
+            f"compute_vs: episode {e} continues an episode of an earlier sampler call (continued=True), and a "
+            "recurrent value function's hidden state at its start is unknown; sample whole episodes (EpiSampler "
+            "without continuing) or use an MLP value function"
+        )
+    obs = traj["obs"]
+    device = module_device(vf)
+    w = windows(traj.bounds, None, 0)
+    final_obs = traj.epi_col("final_obs").to(obs.device, obs.dtype) if bool(cut.any()) else None
+    vs = torch.zeros(traj.num_step, device=obs.device)
+    final_vs = torch.zeros(traj.num_epi, device=obs.device)
+    cut = cut.cpu()
+    for g in _groups(w.lens, chunk_size):
+        seq, (time, col, steps) = _padded_obs(obs, w, g, extra=1)
+        lens, cols = w.lens[g], torch.arange(len(g))
+        if final_obs is not None:
+            seq[lens.to(obs.device), cols.to(obs.device)] = final_obs[g.to(obs.device)]
+        with torch.no_grad():
+            out, _ = vf(seq.to(device), hs=vf.init_hs(len(g)))
+        if tuple(out.shape) != tuple(seq.shape[:2]):
+            raise ValueError(f"vf returned values of shape {tuple(out.shape)} for a {tuple(seq.shape[:2])} sequence; "
+                             "compute_vs needs (T, B)")
+        out = out.to(obs.device, torch.float32)
+        vs[steps.to(obs.device)] = out[time.to(out.device), col.to(out.device)]
+        last = out[lens.to(out.device), cols.to(out.device)]
+        keep = cut[g].to(out.device)
+        final_vs[g.to(obs.device)] = torch.where(keep, last, torch.zeros_like(last))
+    return vs, final_vs
+
+
+def compute_hs(traj: Traj, model: Any, key: str = "hs", chunk_size: int = 65536) -> Traj:
+    """Add (or replace) ``key: (N, S)``, the hidden state ``model`` enters each step with, recomputed.
+
+    Each episode is run step by step with the current ``model`` (a recurrent policy or
+    value function) from ``model.init_hs``, or, for a piece that continues an episode of
+    an earlier call (episode column ``continued``), from the Traj's stored ``key`` at its
+    first step. The sampler stores ``hs`` this way for the policy it acted with; use this
+    after the policy changed (fresher states for replay) or for another model, e.g.
+    ``ef.compute_hs(traj, vf, key="vf_hs")``. No gradients; the input is not modified.
+
+    Raises:
+        TypeError: ``model`` is not recurrent.
+        MissingColumnError: ``obs`` is missing, or ``key`` is while some piece is continued.
+    """
+    chunk_size = check_int("chunk_size", chunk_size, min_value=1)
+    if not getattr(model, "recurrent", False):
+        raise TypeError(f"compute_hs needs a recurrent model (built on nets.lstm/gru), got {type(model).__name__}")
+    require(traj, "obs")
+    cont = _continued(traj)
+    if bool(cont.any()):
+        require(traj, key)
+    obs = traj["obs"]
+    if traj.num_step == 0:
+        return traj.with_columns(**{key: model.init_hs(0).to(obs.device)})
+    device = module_device(model)
+    w = windows(traj.bounds, None, 0)
+    out: torch.Tensor | None = None
+    for g in _groups(w.lens, chunk_size):
+        seq, (time, col, steps) = _padded_obs(obs, w, g, extra=0)
+        hs = model.init_hs(len(g))
+        if bool(cont[g].any()):
+            rows = cont[g]
+            hs[rows.to(hs.device)] = traj[key][w.starts[g][rows].to(traj[key].device)].to(hs.device, hs.dtype)
+        states = []
+        with torch.no_grad():
+            for t in range(seq.shape[0]):
+                states.append(hs)
+                _, hs = model(seq[t].to(device), hs=hs)
+        stacked = torch.stack(states).to(obs.device)
+        if out is None:
+            out = stacked.new_zeros((traj.num_step, stacked.shape[-1]))
+        out[steps.to(obs.device)] = stacked[time.to(obs.device), col.to(obs.device)]
+    assert out is not None  # the Traj has at least one episode here
+    return traj.with_columns(**{key: out})
