@@ -82,6 +82,9 @@ ROWS: list[Row] = [
     Row("ddpg", "ddpg", PENDULUM, 20_000, -200.0, "ddpg", label="DDPG"),
     Row("ddpg_per", "ddpg", PENDULUM, 20_000, -200.0, "ddpg", PER, "prioritized DDPG"),
     Row("qtopt", "qtopt", PENDULUM, 20_000, -200.0, "qtopt", label="QT-Opt"),
+    Row("mpc", "mpc", PENDULUM, 10_000, -300.0, "model_based", label="random-shooting MPC"),
+    Row("pets", "pets", PENDULUM, 2_000, -200.0, "model_based", label="PETS"),
+    Row("mbpo", "mbpo", PENDULUM, 3_000, -200.0, "model_based", label="MBPO"),
 ]
 ROWS_BY_NAME = {r.name: r for r in ROWS}
 
