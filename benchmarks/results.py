@@ -31,11 +31,11 @@ Logs go to ``runs/results/ROW/{trajkit,sb3}_sSEED``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -48,24 +48,7 @@ import results_report  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Row:
-    """One results row: an algorithm's preset on an env, with settings, budget and target."""
-
-    name: str
-    algo: str
-    env: str
-    steps: int
-    target: float
-    page: str
-    hp: dict[str, Any] = field(default_factory=dict)
-    label: str = ""
-
-    @property
-    def title(self) -> str:
-        return self.label or self.algo.upper()
-
-
+Row = results_report.Row
 CARTPOLE, PENDULUM = "CartPole-v1", "Pendulum-v1"
 PER = {"prioritized": True}
 ROWS: list[Row] = [
@@ -201,8 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     print(f"{row.name} {library} seed {seed}: {rec['eval_mean']:.1f} "
                           f"(wall {rec['wall_s']:.0f} s, CPU {rec['cpu_s']:.0f} s)", flush=True)
     records = results_report.read_records(results_file)
-    report_rows = [results_report.RowInfo(r.name, r.title, r.algo, r.env, r.steps if not args.steps else args.steps,
-                                          r.target, r.page, r.hp) for r in ROWS]
+    report_rows = [dataclasses.replace(r, steps=args.steps) if args.steps else r for r in ROWS]
     readme = ROOT / "README.md" if args.docs.resolve() == (ROOT / "docs").resolve() else None
     results_report.write_docs(report_rows, records, args.data, args.docs, ROOT, only={r.name for r in rows},
                               readme=readme)

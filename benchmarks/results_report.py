@@ -22,17 +22,22 @@ SUMMARY_PAGE = "benchmark_results.md"
 
 
 @dataclass(frozen=True)
-class RowInfo:
-    """What the report needs of a benchmark row."""
+class Row:
+    """One results row: an algorithm's preset on an env, with settings (``--hp``), budget, target and docs page."""
 
     name: str
-    title: str
     algo: str
     env: str
     steps: int
     target: float
     page: str
     hp: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        """The row's name in tables and figures."""
+        return self.label or self.algo.upper()
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -87,7 +92,7 @@ def replace(records: Sequence[dict[str, Any]], rec: dict[str, Any]) -> list[dict
     return [r for r in records if (r["row"], r["library"], r["seed"], r["budget"]) != key] + [rec]
 
 
-def runs_of(records: Sequence[dict[str, Any]], row: RowInfo, library: str) -> list[dict[str, Any]]:
+def runs_of(records: Sequence[dict[str, Any]], row: Row, library: str) -> list[dict[str, Any]]:
     """The records of ``row``'s ``library`` runs at the row's budget, by seed."""
     return sorted((r for r in records if r["row"] == row.name and r["library"] == library and r["budget"] == row.steps),
                   key=lambda r: r["seed"])
@@ -124,7 +129,7 @@ def library_label(library: str, runs: Sequence[dict[str, Any]]) -> str:
     return f"{peer_name(runs[0]['algo'])} {runs[0]['sb3']}"
 
 
-def row_table(row: RowInfo, records: Sequence[dict[str, Any]], seeds: Sequence[int]) -> list[str]:
+def row_table(row: Row, records: Sequence[dict[str, Any]], seeds: Sequence[int]) -> list[str]:
     """The markdown table of one row: a line per library, a column per seed, mean ± std, median times."""
     head = ["library", *(f"seed {s}" for s in seeds), "mean ± std", "wall s (median)", "CPU s (median)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -140,23 +145,23 @@ def row_table(row: RowInfo, records: Sequence[dict[str, Any]], seeds: Sequence[i
     return lines
 
 
-def target_met(row: RowInfo, records: Sequence[dict[str, Any]]) -> bool | None:
+def target_met(row: Row, records: Sequence[dict[str, Any]]) -> bool | None:
     """Whether every trajkit seed of ``row`` reached its target (None: no runs)."""
     runs = runs_of(records, row, "trajkit")
     return None if not runs else all(r["eval_mean"] >= row.target for r in runs)
 
 
-def command(row: RowInfo) -> str:
+def command(row: Row) -> str:
     """The command that reproduces ``row``."""
     return f"python benchmarks/results.py --algos {row.name}"
 
 
-def settings_text(row: RowInfo) -> str:
+def settings_text(row: Row) -> str:
     """The row's settings beyond the preset, as ``--hp`` would take them."""
     return ", ".join(f"`{k}={v}`" for k, v in row.hp.items()) or "the preset"
 
 
-def row_block(row: RowInfo, records: Sequence[dict[str, Any]], image_dir: str) -> list[str]:
+def row_block(row: Row, records: Sequence[dict[str, Any]], image_dir: str) -> list[str]:
     """An algorithm page's part for one row: heading line, table, verdict, image."""
     runs = runs_of(records, row, "trajkit") + runs_of(records, row, "sb3")
     seeds = sorted({r["seed"] for r in runs}) or [0, 1, 2]
@@ -180,7 +185,7 @@ def replace_block(text: str, block: Sequence[str], path: Path) -> str:
     return head + BEGIN + "\n" + "\n".join(block).rstrip() + "\n" + END + tail
 
 
-def summary_lines(rows: Sequence[RowInfo], records: Sequence[dict[str, Any]], pages: bool = True) -> list[str]:
+def summary_lines(rows: Sequence[Row], records: Sequence[dict[str, Any]], pages: bool = True) -> list[str]:
     """The summary table: every row, trajkit's and SB3's mean ± std, worst seed, target (and its docs page)."""
     lines = ["| algorithm | env | steps | trajkit (mean ± std) | worst seed | seeds | target | met | SB3 (mean ± std) |"
              + (" page |" if pages else ""), "|---|---|---|---|---|---|---|---|---|" + ("---|" if pages else "")]
@@ -195,12 +200,12 @@ def summary_lines(rows: Sequence[RowInfo], records: Sequence[dict[str, Any]], pa
     return lines
 
 
-def summary_text(rows: Sequence[RowInfo], records: Sequence[dict[str, Any]]) -> str:
+def summary_text(rows: Sequence[Row], records: Sequence[dict[str, Any]]) -> str:
     """The summary table as plain text for the console."""
     return "\n".join(summary_lines(rows, records, pages=False))
 
 
-def write_image(row: RowInfo, records: Sequence[dict[str, Any]], root: Path, out: Path) -> bool:
+def write_image(row: Row, records: Sequence[dict[str, Any]], root: Path, out: Path) -> bool:
     """Draw ``row``'s evaluation curves (trajkit and SB3 seeds) into ``out``; False if its logs are gone."""
     from trajkit.plot import make_figure
 
@@ -219,7 +224,7 @@ def write_image(row: RowInfo, records: Sequence[dict[str, Any]], root: Path, out
     return True
 
 
-def write_docs(rows: Sequence[RowInfo], records: Sequence[dict[str, Any]], data: Path, docs: Path, root: Path,
+def write_docs(rows: Sequence[Row], records: Sequence[dict[str, Any]], data: Path, docs: Path, root: Path,
                only: set[str] | None = None, readme: Path | None = None) -> None:
     """Rewrite the results blocks of the algorithm pages, the summary page and ``readme``; draw ``only``'s images."""
     for row in rows:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(BENCH))
 import results  # noqa: E402
 import results_report as rr  # noqa: E402
 
-ROW = rr.RowInfo("ppo", "PPO", "ppo", "CartPole-v1", 100_000, 475.0, "ppo")
+ROW = rr.Row("ppo", "ppo", "CartPole-v1", 100_000, 475.0, "ppo", label="PPO")
 
 
 def record(seed: int, mean: float, library: str = "trajkit", row: str = "ppo", budget: int = 100_000) -> dict:
@@ -116,7 +116,7 @@ def test_report_only_regenerates_tables_summary_and_images_from_the_file(tmp_pat
     for r in recs:
         _fake_log(tmp_path, r, "ppo" if r["library"] == "trajkit" else "sb3-ppo")
     rr.write_records(data / "results.csv", recs)
-    rows = [rr.RowInfo(r.name, r.title, r.algo, r.env, r.steps, r.target, r.page, r.hp) for r in results.ROWS]
+    rows = results.ROWS
     readme = tmp_path / "README.md"
     readme.write_text(f"# trajkit\n{rr.BEGIN}\n{rr.END}\nrest\n")
     rr.write_docs(rows, rr.read_records(data / "results.csv"), data, docs, tmp_path, only={"ppo"}, readme=readme)
