@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -119,8 +120,7 @@ def train_trajkit(cfg: Any, logdir: Path) -> dict[str, Any]:
     resume = (logdir / "checkpoint.pt").exists()
     outcome = train(cfg, logdir, resume=resume, overwrite=not resume, progress=False, console=False)
     rets = outcome.eval_returns
-    return {"env_steps": outcome.env_steps, "mean": float(sum(rets) / len(rets)),
-            "std": float(torch.tensor(rets, dtype=torch.float64).std(unbiased=False))}
+    return {"env_steps": outcome.env_steps, "mean": statistics.fmean(rets), "std": statistics.pstdev(rets)}
 
 
 def run_one(row: Row, seed: int, library: str, logroot: Path, steps: int | None) -> dict[str, Any]:
