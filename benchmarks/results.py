@@ -67,7 +67,8 @@ ROWS: list[Row] = [
     Row("ddpg_per", "ddpg", PENDULUM, 20_000, -200.0, "ddpg", PER, "prioritized DDPG"),
     Row("qtopt", "qtopt", PENDULUM, 20_000, -200.0, "qtopt", label="QT-Opt"),
     Row("mpc", "mpc", PENDULUM, 10_000, -300.0, "model_based", label="random-shooting MPC"),
-    Row("pets", "pets", PENDULUM, 2_000, -200.0, "model_based", label="PETS"),
+    # PETS plans every action, evaluations too: 3 evaluations along the way, not 9
+    Row("pets", "pets", PENDULUM, 2_000, -200.0, "model_based", {"eval_every": 500}, label="PETS"),
     Row("mbpo", "mbpo", PENDULUM, 3_000, -200.0, "model_based", label="MBPO"),
 ]
 ROWS_BY_NAME = {r.name: r for r in ROWS}
@@ -100,11 +101,11 @@ def versions() -> dict[str, str]:
 
 
 def config(row: Row, seed: int, steps: int | None) -> Any:
-    """The trajkit config of ``row`` for ``seed`` (the preset, the row's settings, evaluations every tenth)."""
+    """The trajkit config of ``row`` for ``seed`` (the preset, evaluations every tenth, the row's settings)."""
     from trajkit.run.presets import resolve
 
     budget = steps or row.steps
-    return resolve(row.algo, row.env, overrides={**row.hp, "eval_every": max(1, budget // 10)}, steps=budget,
+    return resolve(row.algo, row.env, overrides={"eval_every": max(1, budget // 10), **row.hp}, steps=budget,
                    seed=seed)
 
 

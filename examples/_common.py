@@ -74,3 +74,50 @@ def finish(
           f"{np.mean(rets):.1f} +- {np.std(rets):.1f}")
     return {"steps": steps, "eval_mean": float(np.mean(rets)), "eval_std": float(np.std(rets)),
             "train_time": train_time}
+
+
+#: the expert each imitation example trains (or reuses) for an env: the run layer's algorithm
+EXPERT_ALGOS = {"CartPole-v1": "ppo", "Pendulum-v1": "sac"}
+
+
+def imitation_args(doc: str | None, default_env: str, argv: list[str] | None = None,
+                   extra: Any = None) -> argparse.Namespace:
+    """The imitation examples' options: ``--env``, ``--steps`` (the expert's or teacher's training
+    steps, default its preset's budget), ``--seed`` (the learner's), ``--expert-dir``, ``--eval-epis``."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default=default_env)
+    p.add_argument("--steps", type=int, default=None, help="expert training steps (default: its preset's budget)")
+    p.add_argument("--seed", type=int, default=0, help="the learner's seed")
+    p.add_argument("--expert-dir", default=None,
+                   help="a 'trajkit train' run of the expert, reused if present (default: runs/expert_ALGO_ENV)")
+    p.add_argument("--eval-epis", type=int, default=10)
+    if extra is not None:
+        extra(p)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    return args
+
+
+def expert_policy(env: str, steps: int | None, expert_dir: str | None) -> tuple[tk.pols.BasePol, int]:
+    """The expert of ``env`` (PPO for CartPole, SAC for Pendulum, seed 0, its preset), trained into
+    ``expert_dir`` with ``trajkit.run.runner.train`` unless a run is already there; and its env steps."""
+    from trajkit.run.evaluate import load_policy
+    from trajkit.run.runner import train
+
+    algo = EXPERT_ALGOS.get(env)
+    if algo is None:
+        raise SystemExit(f"no expert recipe for {env}; the imitation examples know {sorted(EXPERT_ALGOS)}")
+    cfg = resolve(algo, env, {}, steps=steps, seed=0)
+    run_dir = Path(expert_dir or f"runs/expert_{algo}_{env}")
+    if not (run_dir / "checkpoint.pt").exists():
+        print(f"training the {algo} expert on {env} for {cfg.steps} steps into {run_dir}")
+        train(cfg, run_dir, overwrite=True, progress=False, console=False)
+    pol, values = load_policy(run_dir)
+    return pol, int(values["steps"])
+
+
+def print_eval(env: str, pol: torch.nn.Module, epis: int, seed: int, what: str) -> float:
+    """A deterministic evaluation (env seeds apart from training), printed; returns the mean."""
+    rets = tk.evaluate(env, pol, num_epis=epis, seed=EVAL_SEED + seed)
+    print(f"{what}: deterministic eval over {epis} episodes: {np.mean(rets):.1f} +- {np.std(rets):.1f}")
+    return float(np.mean(rets))

@@ -25,7 +25,7 @@ import trajkit as tk
 from trajkit import ef
 from trajkit.algos import ppo_clip, ppo_kl
 from trajkit.logger import Logger, progress_bar
-from trajkit.run.on_policy import lr_fraction, set_lrs
+from trajkit.run.on_policy import completed_epis, logged_epis, lr_fraction, set_lrs
 from trajkit.run.registry import build_models
 
 
@@ -51,7 +51,10 @@ def run(args: argparse.Namespace, cfg: tk.run.OnPolicyConfig) -> dict[str, float
 
     steps, it, n_epis, start = 0, 0, 0, time.time()
     kl_coef = cfg.train.kl_coef if args.penalty == "kl" else 0.0
-    with tk.EpiSampler(env, pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
+    # num_envs envs per sampler, one batched forward per step; continuing: episodes cut at an
+    # iteration's end go on in the next one (the cut piece bootstraps from its final_obs)
+    with tk.EpiSampler(env, pol, num_parallel=cfg.num_parallel, seed=cfg.seed, num_envs_per_worker=cfg.num_envs,
+                       continuing=cfg.continuing) as sampler:
         while it < total_iters:
             frac = lr_fraction(steps, cfg.lr_decay_steps)  # linear decay to 0 at lr_decay_steps
             set_lrs([optim_pol, optim_vf], [cfg.lr, cfg.vf_lr], frac)
@@ -84,9 +87,10 @@ def run(args: argparse.Namespace, cfg: tk.run.OnPolicyConfig) -> dict[str, float
 
             steps += traj.num_step
             it += 1
-            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
-            n_epis += len(done)
-            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
+            n_epis += len(completed_epis(epis))  # the episodes that ended in this iteration
+            # the logger's returns: whole episodes (continuing: it joins the pieces)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=logged_epis(cfg, epis),
+                                 result=result)
             bar.update(traj.num_step)
     bar.close()
     logger.close()

@@ -1,13 +1,16 @@
 """Recurrent PPO (LSTM or GRU policy and value function) on a partially observed task, top to bottom.
 
-    python examples/run_ppo_rnn.py                                   # CartPoleNoVel-v1, the preset, 20k steps
+    python examples/run_ppo_rnn.py                                   # CartPoleNoVel-v1, the preset, 100k steps
     python examples/run_ppo_rnn.py --hp rnn=gru --hp seq_len=32 --hp burn_in=8   # GRU, chunks with burn-in
 
 Settings come from ``trajkit/run/presets/ppo.yaml`` (its ``CartPoleNoVel-v1`` block:
-``rnn: lstm``), the file ``trajkit train ppo`` reads; another ``--env`` needs
-``--hp rnn=lstm`` (or ``gru``) to be recurrent. Each iteration: sample episodes (the
-sampler carries each env's hidden state and stores it per step as ``hs``) -> Traj ->
-estimators (the recurrent value function runs whole episodes) -> ``ppo_clip.train``,
+``rnn: lstm``, rl-zoo's ppo_lstm recipe: 8 envs of 32 steps per iteration, episodes
+continuing across iterations, observations and rewards normalized), the file ``trajkit
+train ppo`` reads; another ``--env`` needs ``--hp rnn=lstm`` (or ``gru``) to be
+recurrent. Each iteration: sample (the sampler carries each env's hidden state across
+steps and iterations and stores it per step as ``hs``) -> Traj -> rewards scaled
+(``rew_norm``) -> the value function's carried states (``ef.carry_hs``) -> estimators
+(the recurrent value function runs each piece of an episode as a sequence) -> ``ppo_clip.train``,
 which detects the recurrent models and trains on sequence batches: whole episodes, or
 chunks of ``seq_len`` steps after ``burn_in`` warm-up steps (then the value function's
 states ``vf_hs`` are computed first). Logs to ``--logdir``, saves ``checkpoint.pt``
@@ -28,7 +31,7 @@ import trajkit as tk
 from trajkit import ef
 from trajkit.algos import ppo_clip
 from trajkit.logger import Logger, progress_bar
-from trajkit.run.on_policy import lr_fraction, set_lrs
+from trajkit.run.on_policy import completed_epis, logged_epis, lr_fraction, on_policy_sampler, set_lrs
 from trajkit.run.registry import build_models
 
 
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace, cfg: tk.run.PPOConfig) -> dict[str, float]:
     t = cfg.train
 
     steps, it, n_epis, start = 0, 0, 0, time.time()
-    with tk.EpiSampler(env, pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
+    vf_carried = None  # the value function's state of each env's episode in progress (continuing)
+    with on_policy_sampler(cfg, pol) as sampler:  # num_envs envs per worker, episodes continuing or not
         while it < total_iters:
             frac = lr_fraction(steps, cfg.lr_decay_steps)
             set_lrs([optim_pol, optim_vf], [cfg.lr, cfg.vf_lr], frac)
@@ -60,12 +64,17 @@ def run(args: argparse.Namespace, cfg: tk.run.PPOConfig) -> dict[str, float]:
             traj = tk.Traj.from_epis(epis)
             if models.obs_normalizer is not None:
                 models.obs_normalizer.update(traj["obs"])
-            traj = ef.compute_vs(traj, vf)  # each episode as one sequence; final_vs with its own state
+            if models.rew_scaler is not None:  # rew_norm: rewards divided by the running std of returns
+                models.rew_scaler.update(traj)
+                traj = ef.scale_rews(traj, models.rew_scaler)
+            if cfg.continuing:  # a continued piece starts from the vf state its previous piece ended in
+                traj, vf_carried = ef.carry_hs(traj, vf, vf_carried)
+            traj = ef.compute_vs(traj, vf)  # each piece as one sequence; final_vs with its own state
             traj = ef.compute_rets(traj, cfg.gamma)
             traj = ef.compute_advs(traj, cfg.gamma, cfg.lam)
             traj = ef.centerize_advs(traj)
             traj = ef.compute_h_masks(traj)  # 1 at each episode's first step
-            if t.seq_len is not None and vf.recurrent:  # chunks start mid-episode: the vf's states there
+            if t.seq_len is not None and "vf_hs" not in traj:  # chunks start mid-episode: the vf's states there
                 traj = ef.compute_hs(traj, vf, key="vf_hs")
 
             result = ppo_clip.train(
@@ -78,9 +87,10 @@ def run(args: argparse.Namespace, cfg: tk.run.PPOConfig) -> dict[str, float]:
 
             steps += traj.num_step
             it += 1
-            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
-            n_epis += len(done)
-            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
+            n_epis += len(completed_epis(epis))
+            # the logger joins continued pieces into whole episodes (it counts only finished ones)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=logged_epis(cfg, epis),
+                                 result=result)
             bar.update(traj.num_step)
     bar.close()
     logger.close()

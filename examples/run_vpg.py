@@ -22,6 +22,7 @@ import trajkit as tk
 from trajkit import ef
 from trajkit.algos import vpg
 from trajkit.logger import Logger, progress_bar
+from trajkit.run.on_policy import completed_epis, logged_epis
 from trajkit.run.registry import build_models
 
 
@@ -40,7 +41,10 @@ def run(args: argparse.Namespace, cfg: tk.run.OnPolicyConfig) -> dict[str, float
     logger = Logger(args.logdir, console=None if args.no_progress else bar.write)
 
     steps, it, n_epis, start = 0, 0, 0, time.time()
-    with tk.EpiSampler(env, pol, num_parallel=cfg.num_parallel, seed=cfg.seed) as sampler:
+    # num_envs envs per sampler, one batched forward per step; continuing: episodes cut at an
+    # iteration's end go on in the next one (the cut piece bootstraps from its final_obs)
+    with tk.EpiSampler(env, pol, num_parallel=cfg.num_parallel, seed=cfg.seed, num_envs_per_worker=cfg.num_envs,
+                       continuing=cfg.continuing) as sampler:
         while it < total_iters:
             epis = sampler.sample(pol, max_steps=cfg.steps_per_iter)
             traj = tk.Traj.from_epis(epis)
@@ -60,9 +64,10 @@ def run(args: argparse.Namespace, cfg: tk.run.OnPolicyConfig) -> dict[str, float
 
             steps += traj.num_step
             it += 1
-            done = [e for e in epis if not e["sampler_cut"]]  # episodes cut by max_steps would bias returns
-            n_epis += len(done)
-            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=done, result=result)
+            n_epis += len(completed_epis(epis))  # the episodes that ended in this iteration
+            # the logger's returns: whole episodes (continuing: it joins the pieces)
+            logger.log_iteration(iteration=it, env_steps=steps, episodes=n_epis, epis=logged_epis(cfg, epis),
+                                 result=result)
             bar.update(traj.num_step)
     bar.close()
     logger.close()

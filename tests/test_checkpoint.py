@@ -387,6 +387,7 @@ def _kill_during_write(script: Path, path: Path, delay: float) -> bool:
             proc.wait()
 
 
+@pytest.mark.slow  # seconds on a small machine (slow tier)
 def test_sigkill_during_write_leaves_previous_checkpoint_loadable(tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)

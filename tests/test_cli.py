@@ -127,6 +127,7 @@ def test_eval_takes_a_run_directory_and_refuses_a_foreign_checkpoint(
     assert "without a checkpoint.pt" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # worker processes or long training: seconds on a small machine (slow tier)
 def test_eval_records_video(tmp_path: Path) -> None:
     pytest.importorskip("moviepy")
     logdir = tmp_path / "r"

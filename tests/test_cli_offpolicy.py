@@ -52,7 +52,11 @@ def _entries(ckpt: Path) -> dict[str, object]:
     return {k: e["state"] for k, e in entries.items() if e["kind"] in ("module", "optimizer", "generator", "stateful")}
 
 
-@pytest.mark.parametrize("algo", sorted(TINY))
+#: the default tier trains one algorithm through the command; the others run in the slow tier
+FAST = ("dqn",)
+
+
+@pytest.mark.parametrize("algo", [a if a in FAST else pytest.param(a, marks=pytest.mark.slow) for a in sorted(TINY)])
 def test_train_and_eval_through_the_command(algo: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     env, hp = TINY[algo]
     logdir = tmp_path / algo
@@ -91,6 +95,7 @@ def _spec(algo: str, logdir: Path, steps: int, resume: bool = False) -> RunOutco
     return train(cfg, logdir, resume=resume, progress=False, console=False)
 
 
+@pytest.mark.slow  # three runs with a checkpoint per iteration: ~6 s (sac ~8 s)
 @pytest.mark.parametrize("algo", ["sac", "dqn"])
 def test_stopped_and_resumed_off_policy_run_is_bit_identical(algo: str, tmp_path: Path) -> None:
     full, split = tmp_path / "full", tmp_path / "split"
@@ -118,6 +123,7 @@ def test_off_policy_settings_that_cannot_work_are_refused(tmp_path: Path, capsys
     assert "exactly one of steps_per_iter and epis_per_iter" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # worker processes or long training: seconds on a small machine (slow tier)
 def test_epsilon_schedule_reaches_worker_processes() -> None:
     """Exploration state is part of the policy's state_dict, so --num-parallel > 1 works for DQN."""
     import gymnasium as gym

@@ -98,15 +98,42 @@ def test_pendulum_reward_matches_the_env() -> None:
         obs = nxt
 
 
-@pytest.mark.parametrize("num_parallel", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: worker processes (~5 s)
-def test_mpc_acts_inside_the_sampler_backends(num_parallel: int) -> None:
+@pytest.mark.parametrize("env_id", ["InvertedPendulumSwingupBulletEnv-v0", "ReacherBulletEnv-v0"])
+def test_bullet_known_rewards_match_the_envs(env_id: str) -> None:
+    pytest.importorskip("pybullet_envs_gymnasium")
+    from trajkit.models import KNOWN_REWARDS
+
+    env = tk.GymEnv(env_id)
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    for _ in range(60):
+        ac = env.action_space.sample()
+        nxt, r, *_ = env.step(ac)
+        mine = KNOWN_REWARDS[env_id](torch.as_tensor(obs)[None], torch.as_tensor(ac)[None], torch.as_tensor(nxt)[None])
+        assert float(mine[0]) == pytest.approx(r, abs=1e-4)
+        obs = nxt
+    env.close()
+
+
+@pytest.mark.parametrize(("num_parallel", "envs", "backend"), [
+    (1, 1, "process"),  # in-process
+    (1, 3, "process"),  # vectorized: one batched plan for 3 envs
+    pytest.param(2, 1, "process", marks=pytest.mark.slow),  # worker processes (~5 s)
+    pytest.param(2, 2, "ray", marks=pytest.mark.slow),  # Ray actors, vectorized
+])
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_mpc_acts_inside_the_sampler_backends(num_parallel: int, envs: int, backend: str, warm_start: bool,
+                                              request: pytest.FixtureRequest) -> None:
+    if backend == "ray":
+        request.getfixturevalue("local_ray")  # a local Ray, shut down after the test
     env = tk.GymEnv("Pendulum-v1")
     model = GaussianDynamicsModel(env.observation_space, env.action_space, num_members=2, hidden=(8,))
     pol = MPCPol(env.observation_space, env.action_space, model, reward_fn=pendulum_reward, horizon=3,
-                 num_samples=8, num_elites=2, cem_iters=1)
-    with tk.EpiSampler(env, pol, num_parallel=num_parallel, seed=0) as sampler:
-        traj = tk.Traj.from_epis(sampler.sample(pol, max_steps=10))
-    assert traj.num_step == 10 and bool((traj["acs"].abs() <= 2.0).all())
+                 num_samples=8, num_elites=2, cem_iters=1, warm_start=warm_start)
+    with tk.EpiSampler(env, pol, num_parallel=num_parallel, seed=0, num_envs_per_worker=envs,
+                       backend=backend) as sampler:
+        traj = tk.Traj.from_epis(sampler.sample(pol, max_steps=12))
+    assert traj.num_step == 12 and bool((traj["acs"].abs() <= 2.0).all())
     torch.testing.assert_close(traj["mean"], traj["acs"])
 
 
@@ -122,3 +149,34 @@ def test_bad_settings_are_named() -> None:
         MPCPol(OB, AC, model)
     with pytest.raises(ValueError, match="multiple of the ensemble size"):
         MPCPol(OB, AC, _still_model(members=3), reward_fn=_action_reward, particles=4)
+
+
+@pytest.mark.slow  # seconds on a small machine (slow tier)
+def test_evaluations_do_not_change_what_a_warm_started_planner_trains_on(tmp_path) -> None:
+    """A PETS run with evaluations in between takes the same training steps as one without."""
+    from trajkit.checkpoint import _read
+    from trajkit.run.presets import resolve
+    from trajkit.run.runner import train
+
+    hp = {"learning_starts": 20, "steps_per_iter": 20, "horizon": 3, "num_samples": 8, "num_elites": 2,
+          "cem_iters": 2, "model_hidden": [8], "train.max_epochs": 2, "warm_start": True}
+    final = {}
+    for every in (0, 10):
+        cfg = resolve("pets", "Pendulum-v1", overrides={**hp, "eval_every": every, "eval_episodes": 1}, steps=60)
+        out = train(cfg, tmp_path / f"every{every}", progress=False, console=False)
+        assert out.env_steps == 60
+        final[every] = _read(out.checkpoint)["entries"]
+    for name in ("buffer", "model", "plan"):  # the real steps, the fitted model, the warm-start plan
+        a, b = _tensors(final[0][name]), _tensors(final[10][name])
+        assert a and len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True)), name
+
+
+def _tensors(state: object) -> list[torch.Tensor]:
+    """Every tensor in a nested checkpoint entry, in a fixed order."""
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, dict):
+        return [t for k in sorted(state) for t in _tensors(state[k])]
+    if isinstance(state, list | tuple):
+        return [t for v in state for t in _tensors(v)]
+    return []

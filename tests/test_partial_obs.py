@@ -54,6 +54,7 @@ def test_mask_obs_env_masks_any_indices_and_checks_them():
         MaskObsEnv(gym.make("FrozenLake-v1"), [0])
 
 
+@pytest.mark.slow  # worker processes or long training: seconds on a small machine (slow tier)
 def test_a_no_vel_id_is_remade_in_sampler_workers():
     env = tk.GymEnv("CartPoleNoVel-v1")
     pol = tk.CategoricalPol.for_env(env)

@@ -21,7 +21,10 @@ from scaleout_envs import DiesOnceOnStep, DiesOnStep, HangsOnStep  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray() -> Iterator[None]:
+def module_ray() -> Iterator[None]:
+    """One local Ray for the file (a Ray left by an earlier file is shut down first)."""
+    if ray.is_initialized():
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

@@ -169,6 +169,7 @@ def test_bad_or_missing_token_is_refused(server: int) -> None:
         RemoteEnv("127.0.0.1", server, timeout=10)
 
 
+@pytest.mark.slow  # worker processes or long training: seconds on a small machine (slow tier)
 def test_sampler_with_remote_env_in_process_and_in_workers(server: int) -> None:
     env = tk.GymEnv(RemoteEnv("127.0.0.1", server, token=TOKEN, timeout=10))
     pol = tk.GaussianPol(env.observation_space, env.action_space, tk.nets.mlp(3, 1))
@@ -213,6 +214,24 @@ def test_killed_server_with_on_disconnect_raise(thread_server: EnvServer) -> Non
         env.step(1)
 
 
+def wait_stopped(pid: int, limit: float = 10.0) -> None:
+    """Block until every thread of ``pid`` is stopped: ``kill`` returns before a loaded
+    machine has stopped them, and a thread still running could answer the next step."""
+    if not os.path.isdir(f"/proc/{pid}/task"):  # no procfs: give the stop a moment instead
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        if all(s in ("T", "t") for s in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop within {limit} s")
+
+
 def test_silent_server_times_out() -> None:
     """A server that accepts and answers the handshake but then never replies."""
     proc, port = start_server_process(token=None)
@@ -220,6 +239,7 @@ def test_silent_server_times_out() -> None:
         env = RemoteEnv("127.0.0.1", port, timeout=1.0)
         env.reset(seed=0)
         os.kill(proc.pid, signal.SIGSTOP)
+        wait_stopped(proc.pid)
         start = time.monotonic()
         with pytest.warns(UserWarning):
             *_, truncated, info = env.step(np.array([0.0], np.float32))

@@ -14,7 +14,9 @@ from trajkit.run.evaluate import load_policy
 from trajkit.run.runner import train
 from trajkit.run.session import RunOutcome
 
-TINY = {"steps_per_iter": 200, "hidden": [16], "epoch": 2, "batch_size": 64, "eval_episodes": 2}
+#: whole episodes (the CartPole preset's continuing episodes resume fresh: tests/test_run_continuing.py)
+TINY = {"steps_per_iter": 200, "hidden": [16], "epoch": 2, "batch_size": 64, "eval_episodes": 2, "num_envs": 1,
+        "continuing": False}
 
 
 def _spec(logdir: Path, steps: int, num_parallel: int, resume: bool = False, **hp: object) -> RunOutcome:

@@ -25,7 +25,8 @@ LOOP_SUPPLIED = {
 }
 ENV = {"ppo": "CartPole-v1", "ppo_kl": "CartPole-v1", "trpo": "CartPole-v1", "vpg": "CartPole-v1",
        "dqn": "CartPole-v1", "sac": "Pendulum-v1", "td3": "Pendulum-v1", "ddpg": "Pendulum-v1",
-       "qtopt": "Pendulum-v1", "mpc": "Pendulum-v1", "pets": "Pendulum-v1", "mbpo": "Pendulum-v1"}
+       "qtopt": "Pendulum-v1", "mpc": "Pendulum-v1", "pets": "Pendulum-v1", "mbpo": "Pendulum-v1",
+       "gail": "CartPole-v1", "gail_sac": "Pendulum-v1", "airl": "Pendulum-v1", "diayn_sac": "Pendulum-v1"}
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

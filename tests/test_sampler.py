@@ -212,9 +212,12 @@ def test_another_policy_and_its_normalizer_statistics_reach_the_workers(shared):
 
 
 # ---------------------------------------------------------------------- determinism and resume
-def test_same_seed_is_bit_identical_different_seed_differs_and_state_resumes(shared):
-    sampler, pol, first = shared
-    make = lambda seed: tk.EpiSampler(cartpole(), pol, num_parallel=sampler.num_parallel, seed=seed)  # noqa: E731
+@pytest.mark.parametrize("num_parallel", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: ~10 s
+def test_same_seed_is_bit_identical_different_seed_differs_and_state_resumes(num_parallel):
+    pol = cartpole_pol()
+    make = lambda seed: tk.EpiSampler(cartpole(), pol, num_parallel=num_parallel, seed=seed)  # noqa: E731
+    with make(0) as fresh:
+        first = fresh.sample(pol, max_steps=FIRST_STEPS)
     with make(0) as a, make(1) as b:
         first_a = a.sample(pol, max_steps=FIRST_STEPS)
         assert same_episodes(first_a, first)
@@ -244,6 +247,7 @@ def test_a_state_with_one_bad_worker_part_is_refused_before_any_worker_is_restor
 
 
 # ---------------------------------------------------------------------- failures
+@pytest.mark.slow  # worker processes: seconds to start on a small machine (slow tier)
 def test_worker_exception_surfaces_fast_with_traceback_and_no_orphans(tmp_path):
     env = ExplodingEnv(str(tmp_path / "raiser"), delay=0.1, length=1000)
     pol = tk.RandomPol(env.observation_space, env.action_space)
@@ -266,6 +270,7 @@ def test_worker_exception_surfaces_fast_with_traceback_and_no_orphans(tmp_path):
     sampler.close()  # idempotent
 
 
+@pytest.mark.slow  # worker processes: seconds on a small machine (slow tier)
 def test_policy_with_wrong_action_shape_gives_a_clear_worker_error():
     env = cartpole()
     pol = TwoActionsPol(env.observation_space, env.action_space, tk.nets.mlp(4, 2, hidden=(8,)))
@@ -276,6 +281,7 @@ def test_policy_with_wrong_action_shape_gives_a_clear_worker_error():
     assert not any(pid_alive(p) for p in pids)
 
 
+@pytest.mark.slow  # worker processes: seconds on a small machine (slow tier)
 def test_workers_outlive_their_starting_thread_and_a_killed_one_is_reported():
     """Workers live as long as the parent process, not the thread that started them.
 
@@ -303,6 +309,7 @@ def test_workers_outlive_their_starting_thread_and_a_killed_one_is_reported():
 
 
 # ---------------------------------------------------------------------- waiting costs no CPU
+@pytest.mark.slow  # worker processes or long training: seconds on a small machine (slow tier)
 def test_parent_does_not_busy_wait_cuts_odd_budgets_exactly_and_close_leaves_no_process():
     env = SleepyEnv(delay=0.08, length=10)
     pol = tk.RandomPol(env.observation_space, env.action_space)
@@ -367,6 +374,7 @@ sampler.sample(pol, max_steps=10**8)  # keeps both workers busy until this proce
 """
 
 
+@pytest.mark.slow  # worker processes: seconds on a small machine (slow tier)
 def test_script_without_main_guard_runs_with_workers_that_die_with_it(tmp_path):
     """The script's own env and policy classes reach the workers; killing the script ends them."""
     script = tmp_path / "train_no_guard.py"

@@ -119,6 +119,7 @@ def test_k_calls_of_n_steps_equal_one_call_of_k_n_steps_in_process(num_parallel:
         _assert_same_episodes(whole, fresh.sample(pol, max_steps=60))
 
 
+@pytest.mark.slow  # worker processes: seconds to start on a small machine (slow tier)
 def test_k_calls_of_n_steps_equal_one_call_with_vectorized_worker_processes(workers) -> None:
     s, pol = workers
     split, whole = _split_and_whole(s, pol, 24, 6)  # 24 = 2 workers * 2 envs * 6 steps per env and call
@@ -128,15 +129,10 @@ def test_k_calls_of_n_steps_equal_one_call_with_vectorized_worker_processes(work
 
 
 @pytest.mark.slow  # starting Ray and its actors takes ~20 s on a small machine
-def test_ray_backend_splits_like_one_call() -> None:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def test_ray_backend_splits_like_one_call(local_ray: object) -> None:
     pol = _pol()
-    try:
-        with tk.EpiSampler("CartPole-v1", pol, num_parallel=2, backend="ray", continuing=True) as s:
-            split, whole = _split_and_whole(s, pol, 8, 3)
-    finally:
-        ray.shutdown()
+    with tk.EpiSampler("CartPole-v1", pol, num_parallel=2, backend="ray", continuing=True) as s:
+        split, whole = _split_and_whole(s, pol, 8, 3)
     _assert_same_episodes(split, whole)
 
 

@@ -57,6 +57,7 @@ def test_a_vectorized_rollout_names_the_env_whose_row_is_bad() -> None:
             sampler.sample(pol, max_steps=40)
 
 
+@pytest.mark.slow  # worker processes: seconds to start on a small machine (slow tier)
 def test_workers_refuse_non_finite_actions_with_the_same_message() -> None:
     pol = gaussian(step=4)
     with tk.EpiSampler(LengthsFactory([10], box=True), pol, num_parallel=2, seed=0) as sampler:

@@ -47,7 +47,8 @@ def check_carried_and_reset(pol: tk.CategoricalPol, epis: list[dict], fresh: lis
             assert np.abs(e["hs"][1:]).sum() > 0  # the state moves
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", [b if BACKENDS[b][0] == 1 else pytest.param(b, marks=pytest.mark.slow)
+                                     for b in sorted(BACKENDS)])  # worker processes: ~5 s each (slow tier)
 def test_every_backend_resets_the_state_at_each_episode_start_and_carries_it_within(backend):
     num_parallel, num_envs = BACKENDS[backend]
     pol = recurrent_pol()

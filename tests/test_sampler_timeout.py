@@ -114,6 +114,7 @@ def test_a_vectorized_in_process_rollout_names_the_hung_env() -> None:
             s.sample(pol, max_steps=30)
 
 
+@pytest.mark.slow  # seconds on a small machine (slow tier)
 def test_worker_hung_step_times_out_promptly_and_every_worker_is_killed() -> None:
     """Env 1 of each worker hangs (env 0 runs on): the first report ends the sample, every worker is killed."""
     pol = _rand_pol(SleepyEnv())

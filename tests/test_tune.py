@@ -44,6 +44,7 @@ def test_tune_writes_a_best_config_that_trains(tmp_path: Path) -> None:
     assert again.best_trial == out.best_trial and len(_trials(tmp_path)) == 2
 
 
+@pytest.mark.slow  # two studies over one storage: seconds (slow tier)
 def test_a_trial_left_running_by_a_kill_is_failed_and_the_study_completes(tmp_path: Path) -> None:
     study = optuna.create_study(study_name="ppo_CartPole-v1", storage=f"sqlite:///{tmp_path / STUDY_FILE}",
                                 direction="maximize")
@@ -74,6 +75,7 @@ def test_tune_survives_a_real_kill(tmp_path: Path) -> None:
     assert load_config_file(tmp_path / BEST_FILE).algo == "ppo"
 
 
+@pytest.mark.slow  # a second study over the same storage: seconds (slow tier)
 def test_a_resumed_search_makes_new_suggestions(tmp_path: Path) -> None:
     tune("ppo", "CartPole-v1", trials=1, steps=128, logdir=tmp_path, eval_every=128, eval_episodes=1, overrides=TINY)
     tune("ppo", "CartPole-v1", trials=2, steps=128, logdir=tmp_path, eval_every=128, eval_episodes=1, overrides=TINY)
@@ -81,6 +83,7 @@ def test_a_resumed_search_makes_new_suggestions(tmp_path: Path) -> None:
     assert first != second
 
 
+@pytest.mark.slow  # a second study over the same storage: seconds (slow tier)
 def test_a_study_resumes_only_with_the_same_settings(tmp_path: Path) -> None:
     tune("ppo", "CartPole-v1", trials=1, steps=128, logdir=tmp_path, eval_every=128, eval_episodes=1, overrides=TINY)
     with pytest.raises(ConfigError, match="other settings"):

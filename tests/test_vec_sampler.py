@@ -82,6 +82,7 @@ def test_sampler_cut_marks_only_budget_cuts() -> None:
     assert 1 <= len(cuts) <= 4 and all(e["truncated"] for e in cuts)
 
 
+@pytest.mark.slow  # worker processes or long training: seconds on a small machine (slow tier)
 def test_vectorized_workers_match_across_runs_and_state_round_trips() -> None:
     env = tk.GymEnv("CartPole-v1")
     pol = _pol(env)

@@ -75,6 +75,7 @@ def test_rew_in_ob_appends_previous_reward() -> None:
         assert obs[-1] == pytest.approx(rew) and rew != 0.0
 
 
+@pytest.mark.slow  # worker processes or long training: seconds on a small machine (slow tier)
 def test_wrapped_env_reaches_sampler_workers_intact() -> None:
     """A GymEnv around a wrapper is shipped whole, not re-made from the inner id."""
     env = tk.GymEnv(RewInObEnv(AcInObEnv(gym.make("Pendulum-v1"))))

@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "OUActionNoise": "trajkit.noise",
     "ObsNormalizer": "trajkit.normalizers",
     "RunningNormalizer": "trajkit.normalizers",
+    "RewScaler": "trajkit.normalizers",
     "PrioritizedReplayBuffer": "trajkit.buffers",
     "ReplayBuffer": "trajkit.buffers",
     "GymEnv": "trajkit.envs",
@@ -47,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     "save_traj": "trajkit.io",
     "load_traj": "trajkit.io",
     "evaluate": "trajkit.evaluation",
+    "record_epis": "trajkit.expert_data",
+    "load_minari": "trajkit.minari_io",
+    "save_minari": "trajkit.minari_io",
     "make_pol_vf": "trajkit.run.models",
     "DynamicsModel": "trajkit.models",
     "GaussianDynamicsModel": "trajkit.models",
@@ -55,6 +59,7 @@ _EXPORTS: dict[str, str] = {
 }
 _SUBMODULES = (
     "algos", "buffers", "checkpoint", "checks", "console", "devices", "ef", "envs", "episode_stats", "evaluation",
+    "expert_data", "minari_io",
     "io", "lf", "logger", "nets", "noise", "normalizers", "pds", "plot", "pols", "run", "samplers", "spaces", "traj",
     "vfuncs", "models", "mpc",
 )
@@ -71,9 +76,11 @@ if TYPE_CHECKING:
         envs,
         episode_stats,
         evaluation,
+        expert_data,
         io,
         lf,
         logger,
+        minari_io,
         nets,
         noise,
         normalizers,
@@ -90,9 +97,11 @@ if TYPE_CHECKING:
     from trajkit.envs import GymEnv
     from trajkit.episode_stats import EpisodeStats
     from trajkit.evaluation import evaluate
+    from trajkit.expert_data import record_epis
     from trajkit.io import load_traj, save_traj
+    from trajkit.minari_io import load_minari, save_minari
     from trajkit.noise import DeterministicActionNoisePol, GaussianActionNoise, OUActionNoise
-    from trajkit.normalizers import ObsNormalizer, RunningNormalizer
+    from trajkit.normalizers import ObsNormalizer, RewScaler, RunningNormalizer
     from trajkit.pols import (
         ArgmaxQfPol,
         CategoricalPol,
@@ -145,6 +154,7 @@ __all__ = [
     "PrioritizedReplayBuffer",
     "RandomPol",
     "ReplayBuffer",
+    "RewScaler",
     "RunningNormalizer",
     "SamplerTimeout",
     "SquashedGaussianPol",
@@ -162,10 +172,13 @@ __all__ = [
     "episode_stats",
     "evaluate",
     "evaluation",
+    "expert_data",
     "io",
     "lf",
+    "load_minari",
     "load_traj",
     "logger",
+    "minari_io",
     "make_pol_vf",
     "nets",
     "noise",
@@ -173,8 +186,10 @@ __all__ = [
     "pds",
     "plot",
     "pols",
+    "record_epis",
     "run",
     "samplers",
+    "save_minari",
     "save_traj",
     "spaces",
     "traj",

@@ -1,4 +1,4 @@
-"""The ``trajkit`` command: ``train``, ``config``, ``tune``, ``eval`` and ``plot``.
+"""The ``trajkit`` command: ``train``, ``config``, ``tune``, ``eval``, ``plot`` and ``record``.
 
 Examples::
 
@@ -10,6 +10,8 @@ Examples::
     trajkit tune ppo --env CartPole-v1 --trials 8 --steps 20000
     trajkit eval runs/a --episodes 10 [--video videos/]
     trajkit plot runs/a runs/b -o curves.png
+    trajkit record runs/a --env CartPole-v1 --episodes 10 -o expert.npz
+    trajkit train bc --env CartPole-v1 --expert expert.npz   # behaviour cloning (trajkit.run.imitation)
 
 Only the standard library and PyYAML are imported until a command runs, so ``--help``
 answers at once.
@@ -76,11 +78,15 @@ def _add_train(sub: Any) -> None:
         "checkpoint.pt and eval.json.",
         epilog=_algo_list(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("algo", nargs="?", metavar="ALGO", help=f"one of: {', '.join(ALGOS)} (or give --config)")
+    p.add_argument("algo", nargs="?", metavar="ALGO",
+                   help=f"one of: {', '.join(ALGOS)}, or bc with --expert (or give --config)")
     p.add_argument("--env", default=None, help="gymnasium env id, e.g. CartPole-v1")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="a config file (trajkit config, trajkit tune, or a run's config.json)")
     _add_run_flags(p)
+    p.add_argument("--expert", default=None, metavar="FILE",
+                   help="imitation (bc, gail, gail_sac, airl): a Traj file of expert episodes "
+                   "(trajkit record, tk.record_epis, tk.save_traj)")
     p.add_argument("--logdir", default=None, help="run directory (default: runs/ALGO_ENV_sSEED)")
     p.add_argument("--resume", action="store_true", help="continue exactly from LOGDIR/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="replace trajkit's files in a used LOGDIR")
@@ -158,12 +164,26 @@ def _add_plot(sub: Any) -> None:
     p.add_argument("--title", default=None, help="plot title (default: algorithm and env)")
 
 
+def _add_record(sub: Any) -> None:
+    p = sub.add_parser(
+        "record", help="record episodes of a trained policy as expert data",
+        description="Run the policy of a 'trajkit train' run (its directory or checkpoint.pt) for N whole episodes "
+        "and save them as a Traj file (trajkit.load_traj reads it), terminations and truncations kept.",
+    )
+    p.add_argument("path", metavar="CHECKPOINT", help="a run directory or a checkpoint.pt written by 'trajkit train'")
+    p.add_argument("--env", default=None, help="env id (default: the one the run trained on)")
+    p.add_argument("--episodes", type=_positive_int, default=10, help="number of episodes (default: 10)")
+    p.add_argument("-o", "--output", required=True, help="the Traj file to write (.npz)")
+    p.add_argument("--seed", type=int, default=0, help="env and action seed (default: 0)")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``trajkit`` argument parser with its sub-commands."""
     parser = argparse.ArgumentParser(prog="trajkit", description="trajkit: train, tune, evaluate and plot RL runs.")
     parser.add_argument("--version", action="version", version=f"trajkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_config, _add_tune, _add_eval, _add_plot):
+    for add in (_add_train, _add_config, _add_tune, _add_eval, _add_plot, _add_record):
         add(sub)
     return parser
 
@@ -172,6 +192,8 @@ def config_from_args(args: argparse.Namespace) -> RunSettings:
     """The run's config: the config file or ALGO's preset for --env, then the run flags, then --hp."""
     run = {k: getattr(args, k) for k in RUN_FLAGS}
     overrides = parse_overrides(args.hp)
+    if getattr(args, "expert", None):
+        overrides["expert"] = args.expert
     if getattr(args, "config", None):
         cfg = load_config_file(args.config, overrides, **run, **({"env": args.env} if args.env else {}))
         if args.algo and args.algo != cfg.algo:
@@ -189,6 +211,8 @@ def _columns(text: str | None) -> list[str] | str | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.algo == "bc":
+        return cmd_train_bc(args)
     cfg = config_from_args(args)
     import torch
 
@@ -271,7 +295,50 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "config": cmd_config, "tune": cmd_tune, "eval": cmd_eval, "plot": cmd_plot}
+def cmd_train_bc(args: argparse.Namespace) -> int:
+    """``trajkit train bc --env ID --expert FILE``: behaviour cloning with the imitation preset."""
+    if not args.expert or not args.env:
+        raise ConfigError("behaviour cloning needs its expert data and env: 'trajkit train bc --env ID --expert FILE'")
+    import torch
+
+    from trajkit.run.imitation import BCSettings, train_bc_run
+
+    torch.set_num_threads(args.threads)
+    overrides = {k: yaml_value(v) for k, v in parse_overrides(args.hp).items()}
+    seed = 0 if args.seed is None else args.seed
+    logdir = args.logdir or f"runs/bc_{args.env}_s{seed}"
+    rets = train_bc_run(expert=args.expert, env=args.env, settings=BCSettings.for_env(args.env, **overrides),
+                        seed=seed, logdir=logdir, eval_episodes=args.eval_episodes or 10)
+    print(f"done: behaviour cloning on {args.expert}; deterministic evaluation over {len(rets)} episodes: "
+          f"{sum(rets) / len(rets):.2f}; policy in {logdir}/policy.pt")
+    return 0
+
+
+def yaml_value(text: str) -> Any:
+    """An ``--hp`` value as YAML reads it (``1e-3`` a float, ``32,32`` a list of ints)."""
+    import yaml
+
+    if "," in text:
+        return [yaml.safe_load(x) for x in text.split(",")]
+    return yaml.safe_load(text)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import torch
+
+    from trajkit.run.imitation import record_checkpoint
+
+    torch.set_num_threads(1)
+    traj = record_checkpoint(args.path, env=args.env, episodes=args.episodes, output=args.output, seed=args.seed,
+                             stochastic=args.stochastic)
+    ended = int(traj.epi["terminated"].sum())
+    print(f"recorded {traj.num_epi} episodes ({traj.num_step} steps; {ended} terminated, "
+          f"{traj.num_epi - ended} truncated) to {args.output}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "config": cmd_config, "tune": cmd_tune, "eval": cmd_eval, "plot": cmd_plot,
+            "record": cmd_record}
 
 
 def _is_user_error(e: BaseException) -> bool:

@@ -362,3 +362,56 @@ def dqn(
     else:
         loss = _weighted_sq(td, batch)
     return loss, {"q_mean": q.detach().mean(), "td_errors": td.detach()}
+
+
+# ---------------------------------------------------------------------------- imitation
+# Imitation losses read ``obs`` and the expert's ``acs`` (in the policy's own space:
+# ``[-1, 1]`` for rescaled Box policies, indices for Discrete ones); the distillation loss
+# reads the teacher's distribution parameters from the batch (``teacher_<name>``).
+
+
+def bc_llh(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Info]:
+    """Behaviour cloning of a stochastic policy: ``-mean(log pi(a_expert | s))`` over the rows."""
+    params, batch = forward_rows(pol, batch, ("acs",))
+    llh = pol.pd.llh(batch["acs"], params)
+    return -llh.mean(), {"ent": pol.pd.ent(params).mean().detach()}
+
+
+def bc_mse(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Info]:
+    """Behaviour cloning by regression: ``mean(sum_a (mode(pi(s)) - a_expert)**2)`` over the rows.
+
+    For deterministic policies (the mode is the action) and continuous stochastic ones
+    (the mode of a Gaussian is its mean, of a squashed Gaussian ``tanh(mean)``).
+    """
+    params, batch = forward_rows(pol, batch, ("acs",))
+    pred = pol.pd.mode(params)
+    target = batch["acs"].to(pred.dtype).reshape(pred.shape)
+    return (pred - target).pow(2).reshape(len(pred), -1).sum(-1).mean(), {}
+
+
+def distill_kl(pol: BasePol, batch: Batch) -> tuple[torch.Tensor, Info]:
+    """Teacher distillation: ``mean(KL(teacher(s) || student(s)))`` over the rows.
+
+    The teacher's parameters are the batch columns ``teacher_<name>`` for each
+    ``name`` of ``pol.pd.param_names`` (computed on the student's states, see
+    :func:`trajkit.algos.on_pol_teacher_distill.add_teacher_params`).
+    """
+    names = pol.pd.param_names
+    teacher_cols = tuple(f"teacher_{k}" for k in names)
+    params, batch = forward_rows(pol, batch, teacher_cols)
+    teacher = {k: batch[f"teacher_{k}"] for k in names}
+    kl = pol.pd.kl_pq(teacher, params)
+    return kl.mean(), {"ent": pol.pd.ent(params).mean().detach()}
+
+
+# the losses of adversarial imitation and skill discovery live in their own module
+from trajkit.lf_imitation import (  # noqa: E402, F401 - lf.gail_discrim etc.
+    airl_discrim,
+    airl_logits,
+    diayn_discrim,
+    diayn_rews,
+    discrim_bce,
+    gail_discrim,
+    gradient_penalty,
+)
+

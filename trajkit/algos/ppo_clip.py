@@ -85,8 +85,11 @@ def train(
     result = TrainResult()
     info: dict[str, torch.Tensor] = {}
     epochs_run = 0
+    names = ("pol_loss", "vf_loss", "kl", "ent", "clip_frac")
     for _ in range(epoch):
-        sums = {"pol_loss": 0.0, "vf_loss": 0.0, "kl": 0.0, "ent": 0.0, "clip_frac": 0.0}
+        # step-weighted sums stay on the device (float64, the arithmetic of Python floats):
+        # one host sync per epoch instead of five per minibatch
+        sums: torch.Tensor | None = None
         n = 0
         for batch in minibatches(traj, [pol, vf], batch_size, g, seq_len, burn_in):
             pol_loss, info = lf.pg_clip(pol, batch, clip_param, ent_coef)
@@ -95,9 +98,10 @@ def train(
             step(optim_vf, vf_loss, vf.parameters(), max_grad_norm)
             w = batch_steps(batch)
             n += w
-            for k, v in (("pol_loss", pol_loss), ("vf_loss", vf_loss), *info.items()):
-                sums[k] += float(v.detach()) * w
-        means = {k: v / n for k, v in sums.items()}
+            row = torch.stack([pol_loss.detach(), vf_loss.detach(), info["kl"], info["ent"], info["clip_frac"]])
+            sums = row.double() * w if sums is None else sums + row.double() * w
+        assert sums is not None  # require_steps: at least one minibatch
+        means = dict(zip(names, (v / n for v in sums.tolist()), strict=True))
         epochs_run += 1
         result.append(pol_loss=means["pol_loss"], vf_loss=means["vf_loss"], kl=means["kl"])
         result.diagnostics.update(kl=means["kl"], ent=means["ent"], clip_frac=means["clip_frac"])

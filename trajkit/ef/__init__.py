@@ -17,7 +17,10 @@ bootstrap).
 **Traj estimators** (:mod:`trajkit.ef.estimators`): :func:`compute_vs`,
 :func:`compute_rets`, :func:`compute_advs`, :func:`centerize_advs`,
 :func:`compute_h_masks`, :func:`add_next_obs`, :func:`compute_nstep_rets`,
-:func:`compute_pris` are thin wrappers over the kernels; :func:`compute_hs` (and
+:func:`compute_pris` are thin wrappers over the kernels; :func:`compute_pseudo_rews` and
+:func:`compute_diayn_rews` (:mod:`trajkit.ef.imitation`) replace rewards by a
+discriminator's; :func:`scale_rews` (:mod:`trajkit.ef.rewards`) divides them by a
+:class:`~trajkit.RewScaler`'s running return scale; :func:`compute_hs`, :func:`carry_hs` (and
 :func:`compute_vs` with a recurrent value function) run recurrent models over whole
 episodes (:mod:`trajkit.ef.recurrent`). Each returns a new
 :class:`~trajkit.traj.Traj` that shares the columns it did not touch; the input is
@@ -56,8 +59,10 @@ from trajkit.ef.estimators import (
     compute_rets,
     compute_vs,
 )
+from trajkit.ef.imitation import compute_diayn_rews, compute_pseudo_rews
 from trajkit.ef.kernels import NStepReturns, discount_cumsum, discounted_returns, gae, nstep_returns
-from trajkit.ef.recurrent import compute_hs
+from trajkit.ef.recurrent import carry_hs, compute_hs
+from trajkit.ef.rewards import scale_rews
 
 __all__ = [
     "PRODUCERS",
@@ -73,8 +78,12 @@ __all__ = [
     "compute_advs",
     "centerize_advs",
     "compute_h_masks",
+    "carry_hs",
     "compute_hs",
     "add_next_obs",
     "compute_nstep_rets",
     "compute_pris",
+    "compute_pseudo_rews",
+    "compute_diayn_rews",
+    "scale_rews",
 ]

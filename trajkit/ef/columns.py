@@ -26,6 +26,8 @@ PRODUCERS: dict[str, str] = {
     "nstep_next_obs": "ef.compute_nstep_rets(traj, gamma, n)",
     "nstep_discounts": "ef.compute_nstep_rets(traj, gamma, n)",
     "pris": "ef.compute_pris(traj, qf, target_qf, target_pol, gamma)",
+    "env_rews": "ef.compute_pseudo_rews(traj, discrim)",
+    "raw_rews": "ef.scale_rews(traj, scaler)",
 }
 
 #: episode columns (``(E, ...)``) by name; every other name is a step column

@@ -72,9 +72,10 @@ def compute_vs(traj: Traj, vf: Callable[[torch.Tensor], torch.Tensor], chunk_siz
     A recurrent ``vf`` (``vf.recurrent``) runs each episode as one sequence from
     ``vf.init_hs``, in groups of episodes of at most ``chunk_size`` steps, with the final
     observation of a truncated episode as one more step (so ``final_vs`` uses the state
-    the episode built). Pieces of a continuing sampler (``continued``) are refused there:
-    the value function's state at their start is unknown (see
-    :func:`trajkit.ef.recurrent.recurrent_vs`).
+    the episode built). A piece of a continuing sampler (``continued``) starts from the
+    value function's state stored in the step column ``vf_hs`` at its first step
+    (:func:`trajkit.ef.recurrent.carry_hs` carries it from call to call); without it,
+    a ValueError.
 
     Args:
         traj: needs ``obs`` and ``terminated``; ``final_obs`` if any episode is truncated.

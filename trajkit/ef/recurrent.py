@@ -19,7 +19,7 @@ from trajkit.devices import module_device
 from trajkit.ef.columns import require
 from trajkit.traj import Traj
 
-__all__ = ["compute_hs", "recurrent_vs"]
+__all__ = ["carry_hs", "compute_hs", "recurrent_vs"]
 
 
 def _groups(lens: torch.Tensor, chunk_size: int) -> list[torch.Tensor]:
@@ -56,16 +56,20 @@ def recurrent_vs(traj: Traj, vf: Any, chunk_size: int, cut: torch.Tensor) -> tup
 
     The final observation of a cut episode (``cut: (E,)``) is fed as one more step, so
     ``final_vs`` is V after the episode's last step with the state the episode built.
-    A continued piece (episode column ``continued``) is a ValueError: the value
-    function's state at its start is unknown (the sampler stores the policy's only).
+    A continued piece (episode column ``continued``) starts from the state in the
+    Traj's ``vf.hs_key`` column (``vf_hs``) at its first step, which :func:`carry_hs`
+    puts there; without that column it is a ValueError (the sampler stores the policy's
+    state only).
     """
     cont = _continued(traj)
-    if bool(cont.any()):
+    key = getattr(vf, "hs_key", "vf_hs")
+    if bool(cont.any()) and key not in traj:
         e = int(torch.nonzero(cont)[0])
         raise ValueError(
-            f"compute_vs: episode {e} continues an episode of an earlier sampler call (continued=True), and a "
-            "recurrent value function's hidden state at its start is unknown; sample whole episodes (EpiSampler "
-            "without continuing) or use an MLP value function"
+            f"compute_vs: episode {e} continues an episode of an earlier sampler call (continued=True), and the "
+            f"recurrent value function's hidden state at its start is unknown: the Traj has no {key!r} column. "
+            f"Carry it with `traj, carried = ef.carry_hs(traj, vf, carried)` (or sample whole episodes, or use "
+            "an MLP value function)"
         )
     obs = traj["obs"]
     device = module_device(vf)
@@ -80,7 +84,7 @@ def recurrent_vs(traj: Traj, vf: Any, chunk_size: int, cut: torch.Tensor) -> tup
         if final_obs is not None:
             seq[lens.to(obs.device), cols.to(obs.device)] = final_obs[g.to(obs.device)]
         with torch.no_grad():
-            out, _ = vf(seq.to(device), hs=vf.init_hs(len(g)))
+            out, _ = vf(seq.to(device), hs=_start_states(traj, vf, key, w.starts[g], cont[g]))
         if tuple(out.shape) != tuple(seq.shape[:2]):
             raise ValueError(f"vf returned values of shape {tuple(out.shape)} for a {tuple(seq.shape[:2])} sequence; "
                              "compute_vs needs (T, B)")
@@ -90,6 +94,70 @@ def recurrent_vs(traj: Traj, vf: Any, chunk_size: int, cut: torch.Tensor) -> tup
         keep = cut[g].to(out.device)
         final_vs[g.to(obs.device)] = torch.where(keep, last, torch.zeros_like(last))
     return vs, final_vs
+
+
+def _start_states(traj: Traj, model: Any, key: str, starts: torch.Tensor, cont: torch.Tensor) -> torch.Tensor:
+    """``(B, S)``: ``model.init_hs(B)``, with the stored ``traj[key]`` at the first step of the continued pieces."""
+    hs = model.init_hs(len(starts))
+    if bool(cont.any()):
+        stored = traj[key]
+        hs[cont.to(hs.device)] = stored[starts[cont].to(stored.device)].to(hs.device, hs.dtype)
+    return hs
+
+
+def carry_hs(
+    traj: Traj, model: Any, carried: dict[tuple[int, int], torch.Tensor] | None = None, key: str | None = None,
+    chunk_size: int = 65536,
+) -> tuple[Traj, dict[tuple[int, int], torch.Tensor]]:
+    """A recurrent model's states over the pieces of a continuing sampler, carried from call to call.
+
+    The sampler carries the *policy's* hidden state across its calls; this does the same
+    for another recurrent model (a value function, ``key`` ``vf_hs`` by default from its
+    ``hs_key``). Each piece runs from ``model.init_hs``, or, if it is ``continued``, from
+    ``carried[epi_key]``, the state its previous piece ended in.
+
+    Args:
+        traj: one sampler call's pieces (``obs``; the episode columns ``continued``,
+            ``epi_key``, ``sampler_cut`` of a continuing sampler; without them every
+            piece is a whole episode).
+        model: the recurrent model. carried: what the previous call returned (None: nothing).
+
+    Returns:
+        ``(traj with key: (N, S), carried)``: the state entering each step
+        (:func:`compute_hs`), and, for every piece its sampler cut, the state after its
+        last step keyed by ``epi_key`` (pass it to the next call's ``carry_hs``); the
+        carried states of episodes this call did not step are kept.
+
+    Raises:
+        ValueError: a continued piece whose previous piece is not in ``carried``.
+    """
+    key = str(key or getattr(model, "hs_key", "vf_hs"))
+    carried = carried or {}
+    cont = _continued(traj)
+    keys = ([(int(k[0]), int(k[1])) for k in traj.epi_col("epi_key").cpu()] if "epi_key" in traj.epi
+            else [])
+    if bool(cont.any()):
+        size = int(model.init_hs(1).shape[-1])
+        col = torch.zeros(traj.num_step, size, device=traj["obs"].device)
+        for e in torch.nonzero(cont).flatten().tolist():
+            if keys[e] not in carried:
+                raise ValueError(f"carry_hs: episode {e} continues episode {keys[e]}, whose state was not carried "
+                                 f"(carried holds {sorted(carried)[:5]}...); pass what the previous call returned")
+            col[int(traj.bounds[e])] = carried[keys[e]].to(col.device, col.dtype)
+        traj = traj.with_columns(**{key: col})
+    traj = compute_hs(traj, model, key=key, chunk_size=chunk_size)
+    # an episode this call did not step (its env's share was 0) keeps its carried state
+    out = {k: v for k, v in carried.items() if k not in set(keys)}
+    if "sampler_cut" in traj.epi and traj.num_step:
+        cut = torch.nonzero(traj.epi_col("sampler_cut").bool().cpu()).flatten()
+        if len(cut):
+            last = traj.bounds[1:][cut] - 1
+            device = module_device(model)
+            obs, hs = traj["obs"][last.to(traj["obs"].device)], traj[key][last.to(traj[key].device)]
+            with torch.no_grad():
+                _, after = model(obs.to(device), hs=hs.to(device))
+            out.update({keys[e]: after[i].detach() for i, e in enumerate(cut.tolist())})
+    return traj, out
 
 
 def compute_hs(traj: Traj, model: Any, key: str = "hs", chunk_size: int = 65536) -> Traj:
@@ -121,10 +189,7 @@ def compute_hs(traj: Traj, model: Any, key: str = "hs", chunk_size: int = 65536)
     out: torch.Tensor | None = None
     for g in _groups(w.lens, chunk_size):
         seq, (time, col, steps) = _padded_obs(obs, w, g, extra=0)
-        hs = model.init_hs(len(g))
-        if bool(cont[g].any()):
-            rows = cont[g]
-            hs[rows.to(hs.device)] = traj[key][w.starts[g][rows].to(traj[key].device)].to(hs.device, hs.dtype)
+        hs = _start_states(traj, model, key, w.starts[g], cont[g])
         states = []
         with torch.no_grad():
             for t in range(seq.shape[0]):

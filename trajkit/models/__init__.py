@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from trajkit.models.dynamics import DynamicsModel, GaussianDynamicsModel, Standardizer
 from trajkit.models.ensemble import EnsembleLinear, EnsembleMLP
-from trajkit.models.rewards import KNOWN_REWARDS, pendulum_reward
+from trajkit.models.rewards import KNOWN_REWARDS, pendulum_reward, reacher_reward, swingup_reward
 
 __all__ = [
     "KNOWN_REWARDS",
@@ -19,4 +19,6 @@ __all__ = [
     "GaussianDynamicsModel",
     "Standardizer",
     "pendulum_reward",
+    "reacher_reward",
+    "swingup_reward",
 ]

@@ -10,6 +10,7 @@ Pieces, each in its own module:
 * :mod:`~trajkit.run.session`: a run directory, seeding, checkpoints and exact resume;
 * :mod:`~trajkit.run.on_policy` and :mod:`~trajkit.run.off_policy`: one loop per family;
 * :mod:`~trajkit.run.evaluate`: evaluating a checkpoint or run directory;
+* :mod:`~trajkit.run.imitation`: behaviour cloning, DAgger and distillation runs (``presets/imitation.yaml``);
 * :mod:`~trajkit.run.tune`: hyper-parameter search with Optuna.
 
 This package imports torch only when a run starts, so ``trajkit --help`` is fast.

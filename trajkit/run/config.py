@@ -79,6 +79,14 @@ class OnPolicyConfig(RunSettings):
     has_optim_pol: ClassVar[bool] = True
 
     steps_per_iter: int = hp("env steps sampled per iteration (episodes are cut there)", **COUNT)
+    num_envs: int = hp(
+        "envs each sampler (or worker) steps together with one batched policy forward; an iteration's "
+        "steps are split evenly over them", default=1, **COUNT,
+    )
+    continuing: bool = hp(
+        "episodes cut at an iteration's end go on in the next iteration (the cut piece bootstraps from its "
+        "final observation); false: every iteration starts fresh episodes", default=False,
+    )
     hidden: list[int] = hp("hidden layer sizes of the policy and value MLPs", **COUNT)
     lr: float = hp("policy learning rate (Adam); unused by TRPO", **POS)
     vf_lr: float = hp("value-function learning rate (Adam)", **POS)
@@ -88,12 +96,20 @@ class OnPolicyConfig(RunSettings):
     gamma: float = hp("discount factor of returns and advantages", **PROB)
     lam: float = hp("GAE lambda", **PROB)
     obs_norm: bool = hp("normalize observations with running statistics (kept in checkpoints)")
+    rew_norm: bool = hp(
+        "divide rewards by the running std of their discounted returns (trajkit.RewScaler, as SB3's "
+        "VecNormalize(norm_reward=True); kept in checkpoints); logged returns stay the env's", default=False,
+    )
     rnn: Literal["none", "lstm", "gru"] = hp(
         "recurrent policy and value function: an lstm/gru core of hidden[0] units, then an MLP head of hidden[1:] "
         "(none: MLPs of hidden)", default="none",
     )
 
     def check(self) -> None:
+        workers = max(1, self.num_parallel)
+        if self.steps_per_iter < workers * self.num_envs:
+            raise ConfigError(f"steps_per_iter={self.steps_per_iter} is less than one step for each of the "
+                              f"{workers * self.num_envs} envs (num_parallel x num_envs)")
         seq = {k: getattr(self.train, k, None) for k in ("seq_len", "burn_in")}
         if self.rnn == "none" and (seq["seq_len"] is not None or seq["burn_in"]):
             raise ConfigError(f"seq_len and burn_in apply to recurrent models only: set rnn=lstm or rnn=gru ({seq})")
@@ -403,5 +419,5 @@ def algo_configs() -> dict[str, type[RunSettings]]:
     return out
 
 
-# the model-based family's configs live in their own module; importing it here registers them
-from trajkit.run import model_based_config  # noqa: E402, F401
+# the model-based and adversarial families' configs live in their own modules; importing them here registers them
+from trajkit.run import adversarial_config, model_based_config  # noqa: E402, F401

@@ -49,6 +49,23 @@ def _mbpo_update(
     return result, {"imagined_rew": float(dream["rews"].mean())}
 
 
+def _evaluate(session: Session, pol: torch.nn.Module) -> dict[str, float]:
+    """``session.evaluate(pol)``; a planning policy evaluates from a fresh plan and gets its training plan back.
+
+    An ``MPCPol`` with ``warm_start`` carries its last plan from action to action, so an
+    evaluation in between would otherwise change the actions training takes next (and a
+    run with evaluations would differ from one without).
+    """
+    if not isinstance(pol, MPCPol):
+        return session.evaluate(pol)
+    saved = pol.plan_state().state_dict()
+    pol.reset()
+    try:
+        return session.evaluate(pol)
+    finally:
+        pol.plan_state().load_state_dict(saved)
+
+
 def run_model_based(cfg: ModelBasedConfig, models: Models, session: Session) -> RunOutcome:
     """Train ``models`` as ``cfg`` (an MPC, PETS or MBPO config) says, with ``session``'s bookkeeping."""
     device = torch.device(cfg.device)
@@ -92,12 +109,14 @@ def run_model_based(cfg: ModelBasedConfig, models: Models, session: Session) -> 
                         extra |= more
                 last = c["env_steps"] >= cfg.steps
                 if session.evaluation_due(steps_before) and not last:
-                    extra |= session.evaluate(models.pol)
+                    extra |= _evaluate(session, models.pol)
                 record = logger.log_iteration(iteration=c["iteration"], env_steps=c["env_steps"],
-                                              episodes=c["episodes"], epis=completed_epis(epis), result=result,
+                                              episodes=c["episodes"], epis=epis, result=result,
                                               extra=extra)
                 bar.update(traj.num_step)
                 session.end_iteration(entries, last=last)
+    if isinstance(models.pol, MPCPol):
+        models.pol.reset()  # the final evaluation plans from scratch too (the last checkpoint is written)
     return session.finish(models.pol, record)
 
 

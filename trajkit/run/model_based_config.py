@@ -44,13 +44,16 @@ class ModelBasedConfig(RunSettings):
     model_hidden: list[int] = hp("hidden layer sizes of each dynamics member", **COUNT)
     model_weight_decay: float = hp("dynamics model weight decay (Adam)", **NONNEG)
     reward: Literal["known", "learned"] = hp(
-        "known: the env's reward function (trajkit.models.rewards, Pendulum-v1); learned: the model predicts it"
+        "known: the env's reward function (trajkit.models.rewards.KNOWN_REWARDS: Pendulum-v1, "
+        "InvertedPendulumSwingupBulletEnv-v0, ReacherBulletEnv-v0); learned: the model predicts it"
     )
 
     def check(self) -> None:
-        if self.reward == "known" and self.env != "Pendulum-v1":
-            raise ConfigError(f"{self.algo}: reward=known is only written for Pendulum-v1; use reward=learned for "
-                              f"{self.env}")
+        from trajkit.models.rewards import KNOWN_REWARDS
+
+        if self.reward == "known" and self.env not in KNOWN_REWARDS:
+            raise ConfigError(f"{self.algo}: reward=known is only written for {', '.join(sorted(KNOWN_REWARDS))}; "
+                              f"use reward=learned for {self.env}")
 
 
 @dataclass(kw_only=True)

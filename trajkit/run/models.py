@@ -21,7 +21,7 @@ from torch import nn
 
 from trajkit import nets
 from trajkit.noise import ActionNoise, DeterministicActionNoisePol, GaussianActionNoise, OUActionNoise
-from trajkit.normalizers import ObsNormalizer
+from trajkit.normalizers import ObsNormalizer, RewScaler
 from trajkit.pols import (
     ArgmaxQfPol,
     BasePol,
@@ -59,6 +59,7 @@ class Models:
         explore_pol: acts while learning (``pol`` plus noise, or epsilon-greedy).
         warmup_pol: acts before ``learning_starts`` (None: ``explore_pol``).
         obs_normalizer: the running observation normalizer shared by policy and value function.
+        rew_scaler: the running reward scaler of an on-policy run with ``rew_norm`` (else None).
     """
 
     pol: BasePol
@@ -67,6 +68,7 @@ class Models:
     explore_pol: nn.Module
     warmup_pol: nn.Module | None = None
     obs_normalizer: ObsNormalizer | None = None
+    rew_scaler: RewScaler | None = None
     optims: list[torch.optim.Optimizer] = field(default_factory=list)
 
     def to(self, device: torch.device) -> Models:
@@ -183,7 +185,11 @@ def build_on_policy(cfg: OnPolicyConfig, ob_space: gym.Space, ac_space: gym.Spac
     if cfg.has_optim_pol:
         args["optim_pol"] = torch.optim.Adam(pol.parameters(), cfg.lr)
         optims.append(args["optim_pol"])
-    return Models(pol, args, dict(args), explore_pol=pol, obs_normalizer=norm, optims=optims)
+    checkpoint = dict(args)
+    scaler = RewScaler(cfg.gamma) if cfg.rew_norm else None
+    if scaler is not None:
+        checkpoint["rew_scaler"] = scaler
+    return Models(pol, args, checkpoint, explore_pol=pol, obs_normalizer=norm, rew_scaler=scaler, optims=optims)
 
 
 # ---------------------------------------------------------------------------- off-policy

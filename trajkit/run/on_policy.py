@@ -26,21 +26,43 @@ from trajkit.traj import Traj
 def estimate(traj: Traj, vf: torch.nn.Module, gamma: float, lam: float, seq_len: int | None = None) -> Traj:
     """The on-policy estimator chain: values, returns, GAE advantages (centered), h-masks.
 
-    A recurrent ``vf`` trained on chunks (``seq_len``) also gets its hidden states, ``vf_hs``.
+    A recurrent ``vf`` trained on chunks (``seq_len``) also gets its hidden states, ``vf_hs``
+    (unless ``ef.carry_hs`` already put them there).
     """
     traj = ef.compute_vs(traj, vf)
     traj = ef.compute_rets(traj, gamma)
     traj = ef.compute_advs(traj, gamma, lam)
     traj = ef.centerize_advs(traj)
     traj = ef.compute_h_masks(traj)
-    if seq_len is not None and getattr(vf, "recurrent", False):
+    if seq_len is not None and getattr(vf, "recurrent", False) and "vf_hs" not in traj:
         traj = ef.compute_hs(traj, vf, key="vf_hs")
     return traj
+
+
+def scale_rews(traj: Traj, models: Models) -> Traj:
+    """With the run's :class:`~trajkit.RewScaler` (``rew_norm``): merge ``traj``'s returns into it, then
+    divide ``traj``'s rewards (``ef.scale_rews``); without one, ``traj`` as it is."""
+    if models.rew_scaler is None:
+        return traj
+    models.rew_scaler.update(traj)
+    return ef.scale_rews(traj, models.rew_scaler)
 
 
 def completed_epis(epis: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The episodes that were not cut by the sampler's step budget (cut ones would bias returns down)."""
     return [e for e in epis if not e["sampler_cut"]]
+
+
+def on_policy_sampler(cfg: OnPolicyConfig, pol: torch.nn.Module) -> EpiSampler:
+    """The sampler of an on-policy run: ``num_parallel`` workers of ``num_envs`` envs, ``continuing`` or not."""
+    return EpiSampler(cfg.env, pol, num_parallel=cfg.num_parallel, seed=cfg.seed, num_envs_per_worker=cfg.num_envs,
+                      continuing=cfg.continuing, timeout=sampler_timeout(cfg))
+
+
+def logged_epis(cfg: OnPolicyConfig, epis: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the logger's return statistics get: every piece when ``continuing`` (it joins them into
+    whole episodes), else the completed episodes only."""
+    return list(epis) if cfg.continuing else completed_epis(epis)
 
 
 def lr_fraction(env_steps: int, decay_steps: int) -> float:
@@ -64,8 +86,9 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
     spi = cfg.steps_per_iter
     total_iters = max(1, math.ceil(cfg.steps / spi))
     record: dict[str, float] = {}
-    with EpiSampler(cfg.env, models.pol, num_parallel=cfg.num_parallel, seed=cfg.seed,
-                    timeout=sampler_timeout(cfg)) as sampler:
+    vf_recurrent = bool(getattr(models.train_args["vf"], "recurrent", False))
+    vf_carried: dict[tuple[int, int], torch.Tensor] | None = None  # not checkpointed: a resume starts fresh episodes
+    with on_policy_sampler(cfg, models.pol) as sampler:
         entries = {**models.checkpoint, "generator": gen, "sampler": sampler}
         session.restore(entries)
         c = session.counters
@@ -77,6 +100,9 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
                 traj = Traj.from_epis(epis, device=device)
                 if models.obs_normalizer is not None:
                     models.obs_normalizer.update(traj["obs"])
+                traj = scale_rews(traj, models)
+                if cfg.continuing and vf_recurrent:  # the vf's state, carried like the sampler carries the policy's
+                    traj, vf_carried = ef.carry_hs(traj, models.train_args["vf"], vf_carried)
                 traj = estimate(traj, models.train_args["vf"], cfg.gamma, cfg.lam, getattr(cfg.train, "seq_len", None))
                 kwargs = cfg.train_kwargs(cfg.scheduled(frac, session.algo_state))
                 result = train(traj=traj, **models.train_args, **kwargs, generator=gen)
@@ -90,7 +116,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
                 extra = session.evaluate(models.pol) if session.evaluation_due(steps_before) and not last else None
                 record = logger.log_iteration(
                     iteration=c["iteration"], env_steps=c["env_steps"], episodes=c["episodes"],
-                    epis=done, result=result, extra=extra,
+                    epis=logged_epis(cfg, epis), result=result, extra=extra,
                 )
                 bar.update(traj.num_step)
                 session.end_iteration(entries, last=last)

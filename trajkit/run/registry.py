@@ -15,6 +15,7 @@ import torch
 
 from trajkit.algos import ddpg, dqn, dynamics, ppo_clip, ppo_kl, qtopt, sac, td3, trpo, vpg
 from trajkit.algos.common import TrainResult
+from trajkit.run.adversarial_config import AIRLConfig, DIAYNConfig, GAILConfig, GAILSACConfig
 from trajkit.run.config import (
     DDPGConfig,
     DQNConfig,
@@ -41,6 +42,7 @@ from trajkit.run.models import (
     build_sac,
     build_td3,
 )
+from trajkit.run.registry_adversarial import build_adversarial
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ REGISTRY: dict[str, Algorithm] = {
     "mpc": Algorithm(MPCConfig, build_mpc, dynamics.train),
     "pets": Algorithm(PETSConfig, build_mpc, dynamics.train),
     "mbpo": Algorithm(MBPOConfig, build_mbpo, sac.train),
+    "gail": Algorithm(GAILConfig, build_adversarial, ppo_clip.train),
+    "gail_sac": Algorithm(GAILSACConfig, build_adversarial, sac.train),
+    "airl": Algorithm(AIRLConfig, build_adversarial, sac.train),
+    "diayn_sac": Algorithm(DIAYNConfig, build_adversarial, sac.train),
 }
 
 

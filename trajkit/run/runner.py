@@ -9,6 +9,7 @@ import gymnasium as gym
 import torch
 
 from trajkit.envs import GymEnv
+from trajkit.run.adversarial_config import AdversarialSettings
 from trajkit.run.config import OffPolicyConfig, OnPolicyConfig, RunSettings
 from trajkit.run.fields import ConfigError
 from trajkit.run.model_based_config import ModelBasedConfig
@@ -74,6 +75,10 @@ def train(
         columns=columns,
         on_eval=on_eval,
     ).open(overwrite=overwrite)
+    if isinstance(cfg, AdversarialSettings):  # before the learner families they extend
+        from trajkit.run.adversarial import run_adversarial
+
+        return run_adversarial(cfg, models, session)  # type: ignore[arg-type]
     if isinstance(cfg, OnPolicyConfig):
         from trajkit.run.on_policy import run_on_policy
 

@@ -141,6 +141,8 @@ class Session:
     columns: Sequence[str] | str | None = None
     global_rng: bool = True
     on_eval: EvalHook | None = None
+    #: what evaluations run (None: ``cfg.env``; DIAYN's loop sets its SkillEnv factory)
+    eval_env: Any = None
     counters: dict[str, int] = field(default_factory=lambda: {"iteration": 0, "env_steps": 0, "episodes": 0})
     algo_state: dict[str, Any] = field(default_factory=dict)
     eval_returns: list[float] = field(default_factory=list)
@@ -214,7 +216,8 @@ class Session:
 
     def evaluate(self, pol: torch.nn.Module) -> dict[str, float]:
         """A deterministic evaluation of ``pol`` (env seeds kept apart from training); calls ``on_eval``."""
-        rets = evaluate(self.cfg.env, pol, num_epis=self.cfg.eval_episodes, seed=EVAL_SEED + self.cfg.seed,
+        env = self.cfg.env if self.eval_env is None else self.eval_env
+        rets = evaluate(env, pol, num_epis=self.cfg.eval_episodes, seed=EVAL_SEED + self.cfg.seed,
                         timeout=sampler_timeout(self.cfg))
         self.eval_returns = [float(r) for r in rets]
         self.eval_steps = self.counters["env_steps"]
