@@ -16,7 +16,11 @@ from trajkit.run.evaluate import load_policy
 from trajkit.run.runner import train
 from trajkit.run.session import RunOutcome
 
-TINY = {"steps_per_iter": 200, "hidden": [16, 8], "epoch": 2, "batch_size": 64, "eval_episodes": 2}
+#: the preset continues episodes across iterations, and a resumed continuing run starts fresh
+#: episodes (a checkpoint holds no env state: docs/samplers.md), so the exact-resume test
+#: samples whole episodes; test_run_continuing.py covers continuing runs that are resumed
+TINY = {"steps_per_iter": 200, "hidden": [16, 8], "epoch": 2, "batch_size": 64, "eval_episodes": 2,
+        "continuing": False}
 
 
 def _run(logdir: Path, steps: int, resume: bool = False, **hp: object) -> RunOutcome:
@@ -24,7 +28,11 @@ def _run(logdir: Path, steps: int, resume: bool = False, **hp: object) -> RunOut
     return train(cfg, logdir, resume=resume, progress=False, console=False)
 
 
-@pytest.mark.parametrize("hp", [{"rnn": "lstm"}, {"rnn": "gru", "seq_len": 8, "burn_in": 2}], ids=["lstm", "gru"])
+# slow tier: three runs with a checkpoint per iteration (~2 s); the default tier resumes
+# recurrent PPO at the checkpoint level (test_algos_recurrent.py)
+@pytest.mark.parametrize("hp", [pytest.param({"rnn": "lstm"}, id="lstm", marks=pytest.mark.slow),
+                                pytest.param({"rnn": "gru", "seq_len": 8, "burn_in": 2}, id="gru",
+                                             marks=pytest.mark.slow)])
 def test_a_recurrent_ppo_run_is_stopped_and_resumed_bit_identically(tmp_path: Path, hp: dict) -> None:
     full, split = tmp_path / "full", tmp_path / "split"
     _run(full, 600, **hp)
