@@ -3,6 +3,7 @@
     python benchmarks/bench_rnn.py                            # CartPoleNoVel-v1, seeds 0 1 2, 100k steps
     python benchmarks/bench_rnn.py --seeds 0 --no-sb3         # trajkit only
     python benchmarks/bench_rnn.py --env PendulumNoVel-v1 --hp num_envs=4 --hp continuing=true
+    python benchmarks/bench_rnn.py --algo r2d2_sac --env PendulumNoVel-v1   # R2D2-style SAC, 30k steps
 
 An env whose ``ppo`` preset block is not recurrent gets ``--hp rnn=lstm``.
 
@@ -22,8 +23,13 @@ Per seed, one after the other on one torch thread:
   steps, 10 epochs, batch 64, gamma 0.9, lambda 0.95, lr 1e-3, gSDE resampled every 4
   steps, the default LSTM-256 policy).
 
-Each score is the mean of 10 deterministic evaluation episodes after the budget (seed
-``10000 + seed``); wall and CPU seconds include that evaluation for both libraries.
+With ``--algo r2d2_sac``: ``trajkit train r2d2_sac --env ENV`` (the preset: LSTM actor
+and critics, sequence replay with burn-in) and, as the baseline without memory,
+``trajkit train sac`` (MLPs) at the same steps; sb3-contrib has no recurrent SAC.
+
+Each score is the mean of 10 deterministic evaluation episodes after the budget (the
+run layer's, env seeds ``10000 + seed``); wall and CPU seconds include that evaluation
+for both libraries.
 Writes ``bench_out/rnn_ENV.json`` and prints a table with the per-seed wall-time ratio.
 """
 
@@ -50,9 +56,10 @@ def _timed(fn: Any) -> tuple[Any, float, float]:
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run_trajkit(env_id: str, seed: int, steps: int | None, hp: dict[str, Any], logdir: Path) -> dict[str, Any]:
-    """``trajkit train ppo`` with the preset (plus ``hp``) for ``seed``; its final evaluation and times."""
-    cfg = resolve("ppo", env_id, overrides=hp, seed=seed, **({"steps": steps} if steps else {}))
+def run_trajkit(env_id: str, seed: int, steps: int | None, hp: dict[str, Any], logdir: Path,
+                algo: str = "ppo") -> dict[str, Any]:
+    """``trajkit train ALGO`` with the preset (plus ``hp``) for ``seed``; its final evaluation and times."""
+    cfg = resolve(algo, env_id, overrides=hp, seed=seed, **({"steps": steps} if steps else {}))
     out, wall, cpu = _timed(lambda: train(cfg, logdir, progress=False, console=False, overwrite=True))
     return {"steps": out.env_steps, "mean": out.eval_mean, "returns": out.eval_returns, "wall": wall, "cpu": cpu}
 
@@ -104,6 +111,7 @@ def run_sb3(env_id: str, seed: int, steps: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algo", choices=["ppo", "r2d2_sac"], default="ppo")
     p.add_argument("--env", default="CartPoleNoVel-v1")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
@@ -115,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     hp: dict[str, Any] = dict(parse_overrides(args.hp))  # typed by field, as --hp is
+    if args.algo == "r2d2_sac":
+        run_r2d2(args, hp)
+        return
     preset = resolve("ppo", args.env, overrides=hp)
     if preset.rnn == "none":  # an env without a recurrent preset block: an LSTM of the preset's sizes
         hp["rnn"] = "lstm"
@@ -141,6 +152,27 @@ def main(argv: list[str] | None = None) -> None:
         print("wall time trajkit / sb3-contrib per seed: " + ", ".join(f"{x:.2f}" for x in ratios)
               + f" (median {np.median(ratios):.2f})")
     out = args.out or Path("bench_out") / f"rnn_{args.env}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"env": args.env, "steps": steps, "hp": hp, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+def run_r2d2(args: argparse.Namespace, hp: dict[str, Any]) -> None:
+    """R2D2-SAC (the preset) and, without memory, SAC's MLPs at the same steps, per seed; a table and a JSON file."""
+    steps = args.steps or resolve("r2d2_sac", args.env, overrides=hp).steps
+    root = Path("runs/bench_rnn") / f"r2d2_{args.env}"
+    rows: list[dict[str, Any]] = []
+    for seed in args.seeds:
+        rows.append({"run": "trajkit r2d2_sac", "seed": seed,
+                     **run_trajkit(args.env, seed, steps, hp, root / f"r2d2_s{seed}", algo="r2d2_sac")})
+        if not args.no_mlp:
+            rows.append({"run": "trajkit sac (mlp)", "seed": seed,
+                         **run_trajkit(args.env, seed, steps, {}, root / f"sac_s{seed}", algo="sac")})
+        print(*(f"{r['run']} seed {r['seed']}: {r['mean']:.1f} in {r['wall']:.0f} s" for r in rows[-2:]), sep="\n")
+    print(f"\n{args.env}, {steps} steps, one torch thread")
+    for r in rows:
+        print(f"{r['run']:<18} {r['seed']:>4} {r['mean']:>8.1f} {r['wall']:>7.0f} {r['cpu']:>7.0f}")
+    out = args.out or Path("bench_out") / f"r2d2_{args.env}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"env": args.env, "steps": steps, "hp": hp, "rows": rows}, indent=2))
     print(f"wrote {out}")

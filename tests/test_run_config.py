@@ -21,12 +21,13 @@ from trajkit.run.registry import REGISTRY
 LOOP_SUPPLIED = {
     "traj", "pol", "vf", "qf", "qf1", "qf2", "target_pol", "target_qf", "target_qf1", "target_qf2",
     "optim_pol", "optim_vf", "optim_qf", "optim_alpha", "log_alpha", "generator", "num_steps", "nstep",
-    "model", "optim",
+    "model", "optim", "buffer",
 }
 ENV = {"ppo": "CartPole-v1", "ppo_kl": "CartPole-v1", "trpo": "CartPole-v1", "vpg": "CartPole-v1",
        "dqn": "CartPole-v1", "sac": "Pendulum-v1", "td3": "Pendulum-v1", "ddpg": "Pendulum-v1",
        "qtopt": "Pendulum-v1", "mpc": "Pendulum-v1", "pets": "Pendulum-v1", "mbpo": "Pendulum-v1",
-       "gail": "CartPole-v1", "gail_sac": "Pendulum-v1", "airl": "Pendulum-v1", "diayn_sac": "Pendulum-v1"}
+       "gail": "CartPole-v1", "gail_sac": "Pendulum-v1", "airl": "Pendulum-v1", "diayn_sac": "Pendulum-v1",
+       "r2d2_sac": "PendulumNoVel-v1"}
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "RewScaler": "trajkit.normalizers",
     "PrioritizedReplayBuffer": "trajkit.buffers",
     "ReplayBuffer": "trajkit.buffers",
+    "SeqReplayBuffer": "trajkit.seq_buffer",
     "GymEnv": "trajkit.envs",
     "EpiSampler": "trajkit.samplers",
     "WorkerError": "trajkit.samplers",
@@ -113,6 +114,7 @@ if TYPE_CHECKING:
     )
     from trajkit.run.models import make_pol_vf
     from trajkit.samplers import EpiSampler, NonFiniteActionError, SamplerTimeout, WorkerError
+    from trajkit.seq_buffer import SeqReplayBuffer
     from trajkit.traj import MissingColumnError, Traj, concat
     from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
 
@@ -157,6 +159,7 @@ __all__ = [
     "RewScaler",
     "RunningNormalizer",
     "SamplerTimeout",
+    "SeqReplayBuffer",
     "SquashedGaussianPol",
     "Traj",
     "WorkerError",

@@ -45,9 +45,11 @@ def lstm(
     activation: type[nn.Module] = nn.Tanh,
     out_gain: float = 1.0,
     orthogonal: bool = True,
+    late_dim: int = 0,
 ) -> RecurrentNet:
     """A recurrent net ``(T, B, in_dim) -> (T, B, out_dim)`` with an ``nn.LSTM`` core; see :func:`gru`."""
-    return _recurrent(nn.LSTM, in_dim, out_dim, torso, core_size, head, num_layers, activation, out_gain, orthogonal)
+    return _recurrent(nn.LSTM, in_dim, out_dim, torso, core_size, head, num_layers, activation, out_gain, orthogonal,
+                      late_dim)
 
 
 def gru(
@@ -61,6 +63,7 @@ def gru(
     activation: type[nn.Module] = nn.Tanh,
     out_gain: float = 1.0,
     orthogonal: bool = True,
+    late_dim: int = 0,
 ) -> RecurrentNet:
     """A recurrent net ``(T, B, in_dim) -> (T, B, out_dim)``: MLP torso, ``nn.GRU`` core, MLP head.
 
@@ -69,10 +72,13 @@ def gru(
     core's hidden size and layers. ``head``: hidden sizes of the MLP after the core,
     whose last layer has gain ``out_gain`` (0.01 for a policy, 1.0 for a value). With
     ``orthogonal`` the torso and head are initialized as in :func:`mlp` and the core's
-    weights orthogonally with biases 0. See :mod:`trajkit.recurrent` for the hidden
-    state (``hs: (B, S)``) and reset masks.
+    weights orthogonally with biases 0. ``late_dim``: the last ``late_dim`` input
+    features bypass the torso and core and enter the head beside the core's output (for
+    a recurrent critic, the action size: ``Q(h, a)`` with a state of observations only).
+    See :mod:`trajkit.recurrent` for the hidden state (``hs: (B, S)``) and reset masks.
     """
-    return _recurrent(nn.GRU, in_dim, out_dim, torso, core_size, head, num_layers, activation, out_gain, orthogonal)
+    return _recurrent(nn.GRU, in_dim, out_dim, torso, core_size, head, num_layers, activation, out_gain, orthogonal,
+                      late_dim)
 
 
 def _recurrent(
@@ -86,20 +92,24 @@ def _recurrent(
     activation: type[nn.Module],
     out_gain: float,
     orthogonal: bool,
+    late_dim: int = 0,
 ) -> RecurrentNet:
+    if not 0 <= late_dim < in_dim:
+        raise ValueError(f"late_dim must be in [0, in_dim={in_dim}), got {late_dim}")
+    core_in = in_dim - late_dim
     torso_net: nn.Module = nn.Identity()
     if torso:
-        layers = mlp(in_dim, torso[-1], torso[:-1], activation, math.sqrt(2), orthogonal)
+        layers = mlp(core_in, torso[-1], torso[:-1], activation, math.sqrt(2), orthogonal)
         torso_net = nn.Sequential(layers, activation())
-    core = core_cls(torso[-1] if torso else in_dim, core_size, num_layers=num_layers)
+    core = core_cls(torso[-1] if torso else core_in, core_size, num_layers=num_layers)
     if orthogonal:
         for name, w in core.named_parameters():
             if name.startswith("weight"):
                 nn.init.orthogonal_(w)
             else:
                 nn.init.zeros_(w)
-    head_net = mlp(core_size, out_dim, head, activation, out_gain, orthogonal)
-    return RecurrentNet(torso_net, core, head_net, in_dim, out_dim)
+    head_net = mlp(core_size + late_dim, out_dim, head, activation, out_gain, orthogonal)
+    return RecurrentNet(torso_net, core, head_net, in_dim, out_dim, late_dim)
 
 
 def _init(layer: nn.Linear, gain: float, orthogonal: bool) -> nn.Linear:

@@ -42,16 +42,23 @@ class RecurrentNet(nn.Module):
     Args:
         torso: maps ``(..., in_dim)`` to ``(..., core.input_size)`` (``nn.Identity`` for none).
         core: a single-direction ``nn.LSTM`` or ``nn.GRU`` with ``batch_first=False``.
-        head: maps ``(..., core.hidden_size)`` to ``(..., out_dim)``.
+        head: maps ``(..., core.hidden_size + late_dim)`` to ``(..., out_dim)``.
         in_dim, out_dim: the feature sizes in and out.
+        late_dim: the last ``late_dim`` input features skip the torso and the core and
+            join the core's output before the head (a critic's action: the state then
+            summarizes the observations only, and any action can be scored from it).
     """
 
-    def __init__(self, torso: nn.Module, core: nn.LSTM | nn.GRU, head: nn.Module, in_dim: int, out_dim: int) -> None:
+    def __init__(
+        self, torso: nn.Module, core: nn.LSTM | nn.GRU, head: nn.Module, in_dim: int, out_dim: int, late_dim: int = 0
+    ) -> None:
         super().__init__()
         if not isinstance(core, nn.LSTM | nn.GRU) or core.bidirectional or core.batch_first:
             raise TypeError(f"core must be a one-directional time-first nn.LSTM or nn.GRU, got {core}")
+        if not 0 <= int(late_dim) < int(in_dim):
+            raise ValueError(f"late_dim must be in [0, in_dim={in_dim}), got {late_dim}")
         self.torso, self.core, self.head = torso, core, head
-        self.in_dim, self.out_dim = int(in_dim), int(out_dim)
+        self.in_dim, self.out_dim, self.late_dim = int(in_dim), int(out_dim), int(late_dim)
         self._parts = 2 if isinstance(core, nn.LSTM) else 1
         self.hs_dim = self._parts * core.num_layers * core.hidden_size
 
@@ -82,7 +89,8 @@ class RecurrentNet(nn.Module):
         where it is 1. The sequence is run in pieces between the time steps where any row
         resets, so the result equals running the steps one by one.
         """
-        feats = self.torso(x)
+        late = x[..., x.shape[-1] - self.late_dim :] if self.late_dim else None
+        feats = self.torso(x[..., : x.shape[-1] - self.late_dim] if self.late_dim else x)
         if h_masks is None:
             resets = [0]
         else:
@@ -94,7 +102,8 @@ class RecurrentNet(nn.Module):
             out, state = self.core(feats[a:b], self._unflat(hs))
             hs = self._flat(state)
             outs.append(out)
-        return self.head(torch.cat(outs) if len(outs) > 1 else outs[0]), hs
+        out = torch.cat(outs) if len(outs) > 1 else outs[0]
+        return self.head(out if late is None else torch.cat([out, late], -1)), hs
 
 
 def is_recurrent(module: object) -> bool:

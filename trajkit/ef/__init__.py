@@ -61,7 +61,7 @@ from trajkit.ef.estimators import (
 )
 from trajkit.ef.imitation import compute_diayn_rews, compute_pseudo_rews
 from trajkit.ef.kernels import NStepReturns, discount_cumsum, discounted_returns, gae, nstep_returns
-from trajkit.ef.recurrent import carry_hs, compute_hs
+from trajkit.ef.recurrent import carry_hs, compute_hs, compute_seq_pris
 from trajkit.ef.rewards import scale_rews
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "compute_h_masks",
     "carry_hs",
     "compute_hs",
+    "compute_seq_pris",
     "add_next_obs",
     "compute_nstep_rets",
     "compute_pris",

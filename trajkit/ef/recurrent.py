@@ -14,12 +14,12 @@ from typing import Any
 import torch
 
 from trajkit._rnn_batches import Windows, gather_index, windows
-from trajkit.checks import check_int
+from trajkit.checks import check_int, check_unit
 from trajkit.devices import module_device
 from trajkit.ef.columns import require
 from trajkit.traj import Traj
 
-__all__ = ["carry_hs", "compute_hs", "recurrent_vs"]
+__all__ = ["carry_hs", "compute_hs", "compute_seq_pris", "recurrent_vs"]
 
 
 def _groups(lens: torch.Tensor, chunk_size: int) -> list[torch.Tensor]:
@@ -201,3 +201,23 @@ def compute_hs(traj: Traj, model: Any, key: str = "hs", chunk_size: int = 65536)
         out[steps.to(obs.device)] = stacked[time.to(obs.device), col.to(obs.device)]
     assert out is not None  # the Traj has at least one episode here
     return traj.with_columns(**{key: out})
+
+
+def compute_seq_pris(td_abs: torch.Tensor, mask: torch.Tensor, eta: float = 0.9) -> torch.Tensor:
+    """R2D2's sequence priorities: ``eta * max_t |td| + (1 - eta) * mean_t |td|`` over each sequence's training steps.
+
+    Args:
+        td_abs: ``(L, B)`` absolute TD errors of ``B`` sequences of ``L`` slots.
+        mask: ``(L, B)``, 1.0 on the training steps (padding and anything else 0.0).
+        eta: the weight of the largest error (R2D2: 0.9; 0 is the mean, 1 the max).
+
+    Returns:
+        ``(B,)`` priorities; a sequence without training steps gets 0.
+    """
+    check_unit("eta", eta)
+    if td_abs.shape != mask.shape or td_abs.dim() != 2:
+        raise ValueError(f"td_abs and mask must both be (L, B), got {tuple(td_abs.shape)} and {tuple(mask.shape)}")
+    m = mask.to(td_abs.dtype)
+    x = td_abs.abs() * m
+    mean = x.sum(0) / m.sum(0).clamp(min=1.0)
+    return eta * x.max(0).values + (1.0 - eta) * mean

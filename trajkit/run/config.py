@@ -420,4 +420,4 @@ def algo_configs() -> dict[str, type[RunSettings]]:
 
 
 # the model-based and adversarial families' configs live in their own modules; importing them here registers them
-from trajkit.run import adversarial_config, model_based_config  # noqa: E402, F401
+from trajkit.run import adversarial_config, model_based_config, r2d2_config  # noqa: E402, F401

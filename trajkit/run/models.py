@@ -44,6 +44,7 @@ from trajkit.run.config import (
 )
 from trajkit.run.fields import ConfigError
 from trajkit.run.model_based_config import MBPOConfig, ModelBasedConfig, MPCConfig
+from trajkit.run.r2d2_config import R2D2SACConfig
 from trajkit.vfuncs import CEMDeterministicSAVfunc, DeterministicSAVfunc, DeterministicSVfunc, DiscreteQfunc
 
 
@@ -229,6 +230,37 @@ def build_sac(cfg: SACConfig, ob_space: gym.Space, ac_space: gym.Space) -> Model
         **_twin_qfs(cfg, ob_space, ac_space),
         "log_alpha": temperature.log_alpha,
         "optim_pol": _adam([pol], cfg.lr),
+        "optim_alpha": _adam([temperature], cfg.lr),
+    }
+    entries = {k: v for k, v in args.items() if k != "log_alpha"} | {"temperature": temperature}
+    return Models(pol, args, entries, explore_pol=pol, warmup_pol=UniformActionPol(pol), optims=_optims(args))
+
+
+def build_r2d2_sac(cfg: R2D2SACConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
+    """R2D2-SAC: SAC's models on ``rnn`` nets (a core of ``hidden[0]``, a head of ``hidden[1:]``; ReLU, default
+    init); each critic's action joins after its core (``late_dim``), so its state summarizes observations."""
+    ac_space = _box(ac_space, "r2d2_sac")
+    build = nets.lstm if cfg.rnn == "lstm" else nets.gru
+    od, ad = flat_dim(ob_space), flat_dim(ac_space)
+    core, head = cfg.hidden[0], tuple(cfg.hidden[1:])
+    pol = SquashedGaussianPol(
+        ob_space, ac_space, build(od, 2 * ad, core_size=core, head=head, activation=nn.ReLU, orthogonal=False)
+    )
+    qf1, qf2 = (
+        DeterministicSAVfunc(ob_space, ac_space, build(od + ad, 1, core_size=core, head=head, activation=nn.ReLU,
+                                                       orthogonal=False, late_dim=ad))
+        for _ in range(2)
+    )
+    temperature = Temperature()
+    args = {
+        "pol": pol,
+        "qf1": qf1,
+        "qf2": qf2,
+        "target_qf1": copy.deepcopy(qf1),
+        "target_qf2": copy.deepcopy(qf2),
+        "log_alpha": temperature.log_alpha,
+        "optim_pol": _adam([pol], cfg.lr),
+        "optim_qf": _adam([qf1, qf2], cfg.lr),
         "optim_alpha": _adam([temperature], cfg.lr),
     }
     entries = {k: v for k, v in args.items() if k != "log_alpha"} | {"temperature": temperature}

@@ -1,11 +1,13 @@
-"""The off-policy loop (SAC, TD3, DDPG, DQN, QT-Opt): sample, store, train from replay, log, checkpoint.
+"""The off-policy loop (SAC, TD3, DDPG, DQN, QT-Opt, R2D2-SAC): sample, store, train from replay, log, checkpoint.
 
 Each iteration samples with the behaviour policy (uniform actions before
 ``learning_starts``, then the exploration policy with its epsilon schedule or noise),
 adds the steps with their ``next_obs`` (and n-step returns) to the replay buffer, and,
 once ``train_freq`` new steps have arrived, takes ``grad_ratio`` gradient steps per new
 step with the algorithm's ``train()``: the models by keyword, the config's ``train``
-fields as they are. Checkpoints hold the models, optimizers, the replay buffer,
+fields as they are. R2D2-SAC stores sequences (:class:`~trajkit.seq_buffer.SeqReplayBuffer`)
+and may sample with episodes continuing across iterations (``continuing``; a resumed run
+then starts fresh episodes). Checkpoints hold the models, optimizers, the replay buffer,
 generators, sampler RNG states and counters.
 """
 
@@ -21,13 +23,25 @@ from trajkit import ef
 from trajkit.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from trajkit.noise import DeterministicActionNoisePol
 from trajkit.pols import ArgmaxQfPol
+from trajkit.recurrent import RecurrentNet
 from trajkit.run.config import EpsilonGreedy, OffPolicyConfig
 from trajkit.run.models import Models
 from trajkit.run.on_policy import completed_epis, lr_fraction, set_lrs
+from trajkit.run.r2d2_config import R2D2SACConfig
 from trajkit.run.registry import algorithm
 from trajkit.run.session import RunOutcome, Session, sampler_timeout
 from trajkit.samplers import EpiSampler
+from trajkit.seq_buffer import SeqReplayBuffer
 from trajkit.traj import Traj
+
+
+def make_seq_buffer(cfg: R2D2SACConfig, device: torch.device, pol: nn.Module) -> SeqReplayBuffer:
+    """R2D2-SAC's sequence buffer on ``device``: ``buffer_size`` steps' worth of sequences keeping
+    ``pol``'s start states (prioritized with ``per_alpha``, or uniform when ``prioritized`` is false)."""
+    net = getattr(pol, "net", None)
+    hs_dim = net.hs_dim if isinstance(net, RecurrentNet) else 0
+    return SeqReplayBuffer(cfg.buffer_seqs, cfg.seq_len, cfg.burn_in, stride=cfg.seq_stride,
+                           per_alpha=cfg.per_alpha if cfg.prioritized else 0.0, hs_dim=hs_dim, device=device)
 
 
 def make_buffer(cfg: OffPolicyConfig, device: torch.device) -> ReplayBuffer:
@@ -75,12 +89,14 @@ def run_off_policy(cfg: OffPolicyConfig, models: Models, session: Session) -> Ru
     """Train ``models`` as ``cfg`` says, with ``session``'s bookkeeping; returns the outcome."""
     train = algorithm(cfg).train  # e.g. ppo_clip.train, sac.train (trajkit.run.registry)
     device = torch.device(cfg.device)
-    buf = make_buffer(cfg, device)
+    buf = make_seq_buffer(cfg, device, models.pol) if isinstance(cfg, R2D2SACConfig) else make_buffer(cfg, device)
+    seqs = isinstance(buf, SeqReplayBuffer)
+    continuing = bool(getattr(cfg, "continuing", False))  # R2D2-SAC's option: the logger joins the pieces
     gen = torch.Generator().manual_seed(cfg.seed)  # minibatch indices are drawn on the CPU
     target = target_steps(cfg)
     record: dict[str, float] = {}
     with EpiSampler(cfg.env, models.explore_pol, num_parallel=cfg.num_parallel, seed=cfg.seed,
-                    timeout=sampler_timeout(cfg)) as sampler:
+                    timeout=sampler_timeout(cfg), continuing=continuing) as sampler:
         entries = {**models.checkpoint, "buffer": buf, "generator": gen, "sampler": sampler}
         session.restore(entries)
         c = session.counters
@@ -103,10 +119,9 @@ def run_off_policy(cfg: OffPolicyConfig, models: Models, session: Session) -> Ru
                 result = None
                 if c["pending"] >= cfg.train_freq:
                     num_steps = int(c["pending"] * cfg.grad_ratio)
-                    result = train(
-                        traj=buf, **models.train_args, **cfg.train_kwargs(),
-                        num_steps=num_steps, nstep=cfg.nstep > 1, generator=gen,
-                    )
+                    source = {"buffer": buf} if seqs else {"traj": buf, "nstep": cfg.nstep > 1}
+                    result = train(**source, **models.train_args, **cfg.train_kwargs(), num_steps=num_steps,
+                                   generator=gen)
                     c["pending"] = 0
                 last = c["env_steps"] >= target
                 extra = dict(session.evaluate(models.pol)) if session.evaluation_due(steps_before) and not last else {}
@@ -114,7 +129,7 @@ def run_off_policy(cfg: OffPolicyConfig, models: Models, session: Session) -> Ru
                     extra["epsilon"] = float(pol.epsilon)
                 record = logger.log_iteration(
                     iteration=c["iteration"], env_steps=c["env_steps"], episodes=c["episodes"],
-                    epis=completed_epis(epis), result=result, extra=extra,
+                    epis=epis if continuing else completed_epis(epis), result=result, extra=extra,
                 )
                 bar.update(traj.num_step)
                 session.end_iteration(entries, last=last)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from trajkit.algos import ddpg, dqn, dynamics, ppo_clip, ppo_kl, qtopt, sac, td3, trpo, vpg
+from trajkit.algos import ddpg, dqn, dynamics, ppo_clip, ppo_kl, qtopt, r2d2_sac, sac, td3, trpo, vpg
 from trajkit.algos.common import TrainResult
 from trajkit.run.adversarial_config import AIRLConfig, DIAYNConfig, GAILConfig, GAILSACConfig
 from trajkit.run.config import (
@@ -39,9 +39,11 @@ from trajkit.run.models import (
     build_mpc,
     build_on_policy,
     build_qtopt,
+    build_r2d2_sac,
     build_sac,
     build_td3,
 )
+from trajkit.run.r2d2_config import R2D2SACConfig
 from trajkit.run.registry_adversarial import build_adversarial
 
 
@@ -60,6 +62,7 @@ REGISTRY: dict[str, Algorithm] = {
     "trpo": Algorithm(TRPOConfig, build_on_policy, trpo.train),
     "vpg": Algorithm(VPGConfig, build_on_policy, vpg.train),
     "sac": Algorithm(SACConfig, build_sac, sac.train),
+    "r2d2_sac": Algorithm(R2D2SACConfig, build_r2d2_sac, r2d2_sac.train),
     "td3": Algorithm(TD3Config, build_td3, td3.train),
     "ddpg": Algorithm(DDPGConfig, build_ddpg, ddpg.train),
     "dqn": Algorithm(DQNConfig, build_dqn, dqn.train),
