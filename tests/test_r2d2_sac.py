@@ -366,3 +366,23 @@ def test_r2d2_sac_settings_are_checked() -> None:
         from trajkit.run.runner import train
 
         train(resolve("r2d2_sac", "CartPole-v1", {}), "/nonexistent/never", progress=False, console=False)
+
+
+def test_the_r2d2_sac_example_runs_end_to_end(tmp_path) -> None:
+    import os
+    import sys
+
+    from trajkit.logger import read_csv
+    from trajkit.run.evaluate import load_policy
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+    import run_r2d2_sac
+
+    argv = ["--steps", "300", "--hp", "learning_starts=100", "--hp", "grad_ratio=0.2", "--hp", "hidden=8,8",
+            "--hp", "seq_len=8", "--hp", "batch_size=4", "--eval-epis", "1", "--no-progress", "--logdir", str(tmp_path)]
+    out = run_r2d2_sac.run(*run_r2d2_sac.parse_args(argv))
+    assert out["steps"] == 300 and out["eval_mean"] < 0  # Pendulum's returns are negative: a real evaluation
+    rows = read_csv(str(tmp_path / "progress.csv"))
+    assert len(rows["iteration"]) == 6 and rows["qf_loss"][-1] > 0  # trained once learning started
+    pol, _ = load_policy(tmp_path)
+    assert pol.recurrent
