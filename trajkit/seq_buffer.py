@@ -39,10 +39,6 @@ from trajkit.traj import Batch, MissingColumnError, Traj, _as_generator
 
 __all__ = ["SeqReplayBuffer"]
 
-#: step columns stored per sequence: name -> which slots (obs: K + L + 1, acs: K + L, the rest: L)
-_STEP_COLS = ("obs", "acs", "rews", "terminals")
-
-
 class SeqReplayBuffer:
     """A ring of ``capacity`` fixed-length sequences with stored start states and priorities.
 
