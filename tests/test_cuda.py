@@ -50,6 +50,7 @@ TINY: dict[str, tuple[str, int, dict[str, object]]] = {
     "ddpg": ("Pendulum-v1", 300, {**OFF_POLICY, "prioritized": True}),
     "dqn": ("CartPole-v1", 300, {**OFF_POLICY, "steps_per_iter": 0, "epis_per_iter": 1, "exploration_steps": 200}),
     "qtopt": ("Pendulum-v1", 300, {**OFF_POLICY, "cem_samples": 16, "cem_elite": 4}),
+    "r2d2_sac": ("PendulumNoVel-v1", 300, {**OFF_POLICY, "seq_len": 8, "burn_in": 2}),
     **{a: ("Pendulum-v1", 60, {"learning_starts": 20, "steps_per_iter": 20, "horizon": 3, "num_samples": 8,
                                "num_elites": 2, "model_hidden": [8], "train.max_epochs": 2}) for a in ("mpc", "pets")},
     "mbpo": ("Pendulum-v1", 150, {"learning_starts": 50, "steps_per_iter": 50, "model_hidden": [8], "hidden": [16],
