@@ -299,6 +299,22 @@ class SumTree:
             node = left + right
         return np.minimum(node - self._base, self.capacity - 1)
 
+    def draw(
+        self, batch_size: int, size: int, per_beta: float, generator: torch.Generator | int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``batch_size`` leaves among the first ``size`` by priority, and their importance weights.
+
+        Draws are stratified: one uniform draw in each of ``B`` equal slices of the total.
+        Returns ``idx: (B,)`` and ``weights: (B,)`` = ``(size * P(i))**-per_beta`` divided by
+        the batch's largest, so they are at most 1.
+        """
+        total = self.total
+        u = torch.rand(batch_size, generator=_as_generator(generator), dtype=torch.float64).numpy()
+        prefix = np.minimum((np.arange(batch_size) + u) * (total / batch_size), np.nextafter(total, 0))
+        idx = np.minimum(self.find(prefix), size - 1)
+        w = (size * (self.leaves()[idx] / total)) ** (-per_beta)
+        return idx, w / w.max()
+
 
 class PrioritizedReplayBuffer(ReplayBuffer):
     """A :class:`ReplayBuffer` ring with proportional prioritized sampling.
@@ -395,13 +411,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         check_unit("per_beta", per_beta)
         if self._size == 0:
             raise ValueError("the buffer is empty; add a Traj first")
-        total = self.tree.total
-        u = torch.rand(batch_size, generator=_as_generator(generator), dtype=torch.float64).numpy()
-        prefix = np.minimum((np.arange(batch_size) + u) * (total / batch_size), np.nextafter(total, 0))
-        idx = self.tree.find(prefix)
-        probs = self.tree.leaves()[idx] / total
-        w = (self._size * probs) ** (-per_beta)
-        w = w / w.max()
+        idx, w = self.tree.draw(batch_size, self._size, per_beta, generator)
         idx_t = torch.from_numpy(idx)
         batch = self.get(idx_t)
         batch["idx"] = idx_t.to(self.device)

@@ -35,7 +35,7 @@ import torch
 from trajkit import ef
 from trajkit.buffers import SumTree, stored_dtype
 from trajkit.checks import check_float, check_int, check_unit
-from trajkit.traj import Batch, MissingColumnError, Traj, _as_generator
+from trajkit.traj import Batch, MissingColumnError, Traj
 
 __all__ = ["SeqReplayBuffer"]
 
@@ -209,15 +209,11 @@ class SeqReplayBuffer:
         check_unit("per_beta", per_beta)
         if self._size == 0:
             raise ValueError("the buffer is empty; add a Traj first")
-        total = self.tree.total
-        u = torch.rand(batch_size, generator=_as_generator(generator), dtype=torch.float64).numpy()
-        prefix = np.minimum((np.arange(batch_size) + u) * (total / batch_size), np.nextafter(total, 0))
-        idx = np.minimum(self.tree.find(prefix), self._size - 1)
-        w = (self._size * self.tree.leaves()[idx] / total) ** (-per_beta)
+        idx, w = self.tree.draw(batch_size, self._size, per_beta, generator)  # stratified, as PrioritizedReplayBuffer
         idx_t = torch.from_numpy(idx).to(self.device)
         batch = {n: (v[idx_t] if n == "hs" else v[idx_t].transpose(0, 1)) for n, v in self._cols.items()}
         batch["idx"] = idx_t
-        batch["weights"] = torch.as_tensor(w / w.max(), dtype=torch.float32, device=self.device)
+        batch["weights"] = torch.as_tensor(w, dtype=torch.float32, device=self.device)
         return batch
 
     def update_pris(self, idx: torch.Tensor | np.ndarray, pris: torch.Tensor | np.ndarray) -> None:

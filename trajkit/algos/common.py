@@ -24,6 +24,7 @@ __all__ = [
     "any_recurrent",
     "as_generator",
     "batch_steps",
+    "check_log_alpha",
     "check_minibatch_args",
     "check_off_policy_args",
     "check_source",
@@ -119,6 +120,13 @@ def check_minibatch_args(*, epoch: int, batch_size: int, max_grad_norm: float | 
     check_int(f"{prefix}epoch", epoch, min_value=1)
     check_int(f"{prefix}batch_size", batch_size, min_value=1)
     check_optional_float("max_grad_norm", max_grad_norm, min_value=0.0, min_open=True)
+
+
+def check_log_alpha(log_alpha: object) -> None:
+    """ValueError unless ``log_alpha`` is SAC's 0-dim temperature tensor (shape ``()``)."""
+    if not isinstance(log_alpha, torch.Tensor) or log_alpha.shape != ():
+        got = tuple(log_alpha.shape) if isinstance(log_alpha, torch.Tensor) else type(log_alpha).__name__
+        raise ValueError(f"log_alpha must be a 0-dim tensor (shape ()), got {got}")
 
 
 def check_off_policy_args(*, num_steps: int, batch_size: int, gamma: float, tau: float, per_beta: float) -> None:

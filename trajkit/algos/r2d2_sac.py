@@ -22,6 +22,7 @@ from trajkit import lf_seq
 from trajkit.algos.common import (
     TrainResult,
     as_generator,
+    check_log_alpha,
     check_off_policy_args,
     polyak_tensors,
     polyak_update,
@@ -85,9 +86,7 @@ def train(
         raise TypeError(f"buffer must be a SeqReplayBuffer, got {type(buffer).__name__}")
     if len(buffer) == 0:
         raise ValueError("the buffer holds no sequences; add a Traj before train()")
-    if not isinstance(log_alpha, torch.Tensor) or log_alpha.shape != ():
-        got = tuple(log_alpha.shape) if isinstance(log_alpha, torch.Tensor) else type(log_alpha).__name__
-        raise ValueError(f"log_alpha must be a 0-dim tensor (shape ()), got {got}")
+    check_log_alpha(log_alpha)
     hs_dim = pol.net.hs_dim if getattr(pol, "recurrent", False) else 0
     if buffer.hs_dim != hs_dim:
         raise ValueError(f"the buffer keeps policy states of size hs_dim={buffer.hs_dim}, the policy's are {hs_dim}: "

@@ -16,6 +16,7 @@ from trajkit.algos.common import (
     BatchSource,
     TrainResult,
     as_generator,
+    check_log_alpha,
     check_off_policy_args,
     check_source,
     polyak_tensors,
@@ -72,9 +73,7 @@ def train(
     """
     check_off_policy_args(num_steps=num_steps, batch_size=batch_size, gamma=gamma, tau=tau, per_beta=per_beta)
     target_ent = check_optional_float("target_ent", target_ent)
-    if not isinstance(log_alpha, torch.Tensor) or log_alpha.shape != ():
-        got = tuple(log_alpha.shape) if isinstance(log_alpha, torch.Tensor) else type(log_alpha).__name__
-        raise ValueError(f"log_alpha must be a 0-dim tensor (shape ()), got {got}")
+    check_log_alpha(log_alpha)
     check_source(traj, nstep)
     g = as_generator(generator)
     if target_ent is None:
