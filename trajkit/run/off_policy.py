@@ -91,7 +91,7 @@ def run_off_policy(cfg: OffPolicyConfig, models: Models, session: Session) -> Ru
     device = torch.device(cfg.device)
     buf = make_seq_buffer(cfg, device, models.pol) if isinstance(cfg, R2D2SACConfig) else make_buffer(cfg, device)
     seqs = isinstance(buf, SeqReplayBuffer)
-    continuing = bool(getattr(cfg, "continuing", False))  # R2D2-SAC's option: the logger joins the pieces
+    continuing = isinstance(cfg, R2D2SACConfig) and cfg.continuing  # the logger joins the pieces
     gen = torch.Generator().manual_seed(cfg.seed)  # minibatch indices are drawn on the CPU
     target = target_steps(cfg)
     record: dict[str, float] = {}
