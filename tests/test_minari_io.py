@@ -46,7 +46,8 @@ def test_load_minari_matches_the_episodes_minari_stores(dataset) -> None:  # noq
         np.testing.assert_array_equal(traj["acs"][lo:hi].numpy(), ep.actions)
         np.testing.assert_array_equal(traj["rews"][lo:hi].numpy(), ep.rewards.astype(np.float32))
         assert bool(traj.epi["terminated"][e]) == bool(ep.terminations[-1])
-        assert bool(traj.epi["truncated"][e]) == bool(ep.truncations[-1])
+        # a last step both terminated and truncated (a fall exactly at the time limit) counts as terminated
+        assert bool(traj.epi["truncated"][e]) == (bool(ep.truncations[-1]) and not bool(ep.terminations[-1]))
     # the 25-step limit cuts some episodes, others end at a true terminal state
     assert bool(traj.epi["terminated"].any()) and bool(traj.epi["truncated"].any())
 
@@ -77,3 +78,19 @@ def test_a_box_action_traj_round_trips_through_minari(tmp_path, monkeypatch) -> 
     for k in ("terminated", "truncated", "final_obs"):
         assert torch.equal(back.epi[k], traj.epi[k]), k
     assert bool(back.epi["truncated"].all())
+
+
+def test_an_episode_both_terminated_and_truncated_counts_as_terminated() -> None:
+    from types import SimpleNamespace
+
+    from trajkit.minari_io import _episode
+
+    obs = np.zeros((4, 2), np.float32)
+    ep = SimpleNamespace(observations=obs, actions=np.zeros(3, np.int64), rewards=np.ones(3),
+                         terminations=np.array([0, 0, 1], bool), truncations=np.array([0, 0, 1], bool))
+    d = _episode(ep, 0)
+    assert d["terminated"] and not d["truncated"] and not d["sampler_cut"]
+    ep.terminations = np.zeros(3, bool)
+    ep.truncations = np.zeros(3, bool)
+    d = _episode(ep, 0)  # neither: the collection stopped mid-episode, as a sampler's cut
+    assert not d["terminated"] and d["truncated"] and d["sampler_cut"]
