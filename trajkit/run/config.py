@@ -77,6 +77,8 @@ class OnPolicyConfig(RunSettings):
     family: ClassVar[str] = "on_policy"
     #: whether the policy has its own optimizer (TRPO steps it itself)
     has_optim_pol: ClassVar[bool] = True
+    if TYPE_CHECKING:
+        train: SeqTrain  # each algorithm's own ``train`` dataclass: all have seq_len
 
     steps_per_iter: int = hp("env steps sampled per iteration (episodes are cut there)", **COUNT)
     num_envs: int = hp(
@@ -110,7 +112,8 @@ class OnPolicyConfig(RunSettings):
         if self.steps_per_iter < workers * self.num_envs:
             raise ConfigError(f"steps_per_iter={self.steps_per_iter} is less than one step for each of the "
                               f"{workers * self.num_envs} envs (num_parallel x num_envs)")
-        seq = {k: getattr(self.train, k, None) for k in ("seq_len", "burn_in")}
+        burn_in = self.train.burn_in if isinstance(self.train, SeqBurnInTrain) else 0
+        seq = {"seq_len": self.train.seq_len, "burn_in": burn_in}
         if self.rnn == "none" and (seq["seq_len"] is not None or seq["burn_in"]):
             raise ConfigError(f"seq_len and burn_in apply to recurrent models only: set rnn=lstm or rnn=gru ({seq})")
         if self.rnn != "none" and not self.hidden:
@@ -125,7 +128,22 @@ class OnPolicyConfig(RunSettings):
 
 
 @dataclass(kw_only=True)
-class PPOTrain:
+class SeqTrain:
+    """What every on-policy ``train`` has: the sequence length its recurrent models train on."""
+
+    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
+                             default=None, **COUNT)
+
+
+@dataclass(kw_only=True)
+class SeqBurnInTrain(SeqTrain):
+    """A ``train`` whose recurrent sequences may start with burn-in steps (PPO, PPO-KL)."""
+
+    burn_in: int = hp("recurrent models: warm-up steps before each sequence (needs seq_len)", default=0, **NONNEG)
+
+
+@dataclass(kw_only=True)
+class PPOTrain(SeqBurnInTrain):
     """Keyword arguments of :func:`trajkit.algos.ppo_clip.train`."""
 
     epoch: int = hp("passes over each iteration's steps", **COUNT)
@@ -135,9 +153,6 @@ class PPOTrain:
     vf_clip_param: float | None = hp("clip value predictions around the old values (none: off)", **NONNEG)
     max_grad_norm: float | None = hp("gradient-norm clip per optimizer step (none: off)", **POS)
     target_kl: float | None = hp("stop the remaining epochs once an epoch's mean KL exceeds this", **POS)
-    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
-                             default=None, **COUNT)
-    burn_in: int = hp("recurrent models: warm-up steps before each sequence (needs seq_len)", default=0, **NONNEG)
 
 
 @dataclass(kw_only=True)
@@ -157,7 +172,7 @@ class PPOConfig(OnPolicyConfig):
 
 
 @dataclass(kw_only=True)
-class PPOKLTrain:
+class PPOKLTrain(SeqBurnInTrain):
     """Keyword arguments of :func:`trajkit.algos.ppo_kl.train`."""
 
     epoch: int = hp("passes over each iteration's steps", **COUNT)
@@ -166,9 +181,6 @@ class PPOKLTrain:
     target_kl: float = hp("the KL per update the coefficient is adapted towards", **POS)
     ent_coef: float = hp("entropy bonus coefficient", **NONNEG)
     max_grad_norm: float | None = hp("gradient-norm clip per optimizer step (none: off)", **POS)
-    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
-                             default=None, **COUNT)
-    burn_in: int = hp("recurrent models: warm-up steps before each sequence (needs seq_len)", default=0, **NONNEG)
 
 
 @dataclass(kw_only=True)
@@ -188,7 +200,7 @@ class PPOKLConfig(OnPolicyConfig):
 
 
 @dataclass(kw_only=True)
-class TRPOTrain:
+class TRPOTrain(SeqTrain):
     """Keyword arguments of :func:`trajkit.algos.trpo.train`."""
 
     max_kl: float = hp("trust-region size: mean KL allowed per update", **POS)
@@ -198,8 +210,6 @@ class TRPOTrain:
     vf_epoch: int = hp("value-function passes per update", **COUNT)
     vf_batch_size: int = hp("value-function minibatch size", **COUNT)
     max_grad_norm: float | None = hp("value-function gradient-norm clip (none: off)", **POS)
-    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
-                             default=None, **COUNT)
 
 
 @dataclass(kw_only=True)
@@ -214,15 +224,13 @@ class TRPOConfig(OnPolicyConfig):
 
 
 @dataclass(kw_only=True)
-class VPGTrain:
+class VPGTrain(SeqTrain):
     """Keyword arguments of :func:`trajkit.algos.vpg.train`."""
 
     vf_epoch: int = hp("value-function passes per update", **COUNT)
     vf_batch_size: int = hp("value-function minibatch size", **COUNT)
     ent_coef: float = hp("entropy bonus coefficient", **NONNEG)
     max_grad_norm: float | None = hp("gradient-norm clip (none: off)", **POS)
-    seq_len: int | None = hp("recurrent models: training sequences of this many steps (none: whole episodes)",
-                             default=None, **COUNT)
 
 
 @dataclass(kw_only=True)

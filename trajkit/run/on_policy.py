@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from trajkit import ef
+from trajkit.recurrent import is_recurrent
 from trajkit.run.config import OnPolicyConfig
 from trajkit.run.models import Models
 from trajkit.run.registry import algorithm
@@ -34,7 +35,7 @@ def estimate(traj: Traj, vf: torch.nn.Module, gamma: float, lam: float, seq_len:
     traj = ef.compute_advs(traj, gamma, lam)
     traj = ef.centerize_advs(traj)
     traj = ef.compute_h_masks(traj)
-    if seq_len is not None and getattr(vf, "recurrent", False) and "vf_hs" not in traj:
+    if seq_len is not None and is_recurrent(vf) and "vf_hs" not in traj:
         traj = ef.compute_hs(traj, vf, key="vf_hs")
     return traj
 
@@ -86,7 +87,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
     spi = cfg.steps_per_iter
     total_iters = max(1, math.ceil(cfg.steps / spi))
     record: dict[str, float] = {}
-    vf_recurrent = bool(getattr(models.train_args["vf"], "recurrent", False))
+    vf_recurrent = is_recurrent(models.train_args["vf"])
     vf_carried: dict[tuple[int, int], torch.Tensor] | None = None  # not checkpointed: a resume starts fresh episodes
     with on_policy_sampler(cfg, models.pol) as sampler:
         entries = {**models.checkpoint, "generator": gen, "sampler": sampler}
@@ -103,7 +104,7 @@ def run_on_policy(cfg: OnPolicyConfig, models: Models, session: Session) -> RunO
                 traj = scale_rews(traj, models)
                 if cfg.continuing and vf_recurrent:  # the vf's state, carried like the sampler carries the policy's
                     traj, vf_carried = ef.carry_hs(traj, models.train_args["vf"], vf_carried)
-                traj = estimate(traj, models.train_args["vf"], cfg.gamma, cfg.lam, getattr(cfg.train, "seq_len", None))
+                traj = estimate(traj, models.train_args["vf"], cfg.gamma, cfg.lam, cfg.train.seq_len)
                 kwargs = cfg.train_kwargs(cfg.scheduled(frac, session.algo_state))
                 result = train(traj=traj, **models.train_args, **kwargs, generator=gen)
                 cfg.after_train(result.diagnostics, session.algo_state)
