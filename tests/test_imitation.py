@@ -39,7 +39,7 @@ def test_bc_llh_matches_hand_computed_gaussian_nll() -> None:
     hand = sum(0.5 * ((a - m) / std) ** 2 + math.log(std) + 0.5 * math.log(2 * math.pi)
                for row_a, row_m in zip(acs.tolist(), mean.tolist(), strict=True)
                for a, m in zip(row_a, row_m, strict=True)) / 6
-    assert float(loss) == pytest.approx(hand, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(hand, rel=1e-5)
 
 
 def test_bc_llh_matches_hand_computed_categorical_nll() -> None:
@@ -52,7 +52,7 @@ def test_bc_llh_matches_hand_computed_categorical_nll() -> None:
     hand = 0.0
     for row, a in zip(logits, acs.tolist(), strict=True):
         hand += -(row[a] - math.log(sum(math.exp(x) for x in row)))
-    assert float(loss) == pytest.approx(hand / 6, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(hand / 6, rel=1e-5)
 
 
 def test_bc_mse_matches_hand_computed_squared_error() -> None:
@@ -65,7 +65,7 @@ def test_bc_mse_matches_hand_computed_squared_error() -> None:
         pred = [[math.tanh(x) for x in row] for row in pol.net(obs).tolist()]
     hand = sum((p - a) ** 2 for rp, ra in zip(pred, acs.tolist(), strict=True)
                for p, a in zip(rp, ra, strict=True)) / 6
-    assert float(loss) == pytest.approx(hand, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(hand, rel=1e-5)
 
 
 def test_distill_kl_matches_hand_computed_gaussian_kl() -> None:
@@ -79,7 +79,7 @@ def test_distill_kl_matches_hand_computed_gaussian_kl() -> None:
     hand = sum(math.log(ss / st) + (st**2 + (a - b) ** 2) / (2 * ss**2) - 0.5
                for ra, rb in zip(mt.tolist(), ms.tolist(), strict=True)
                for a, b in zip(ra, rb, strict=True)) / 6
-    assert float(loss) == pytest.approx(hand, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(hand, rel=1e-5)
     assert float(lf.distill_kl(teacher, batch.full_batch())[0]) == pytest.approx(0.0, abs=1e-6)
 
 
