@@ -80,7 +80,7 @@ def test_distill_kl_matches_hand_computed_gaussian_kl() -> None:
                for ra, rb in zip(mt.tolist(), ms.tolist(), strict=True)
                for a, b in zip(ra, rb, strict=True)) / 6
     assert float(loss.detach()) == pytest.approx(hand, rel=1e-5)
-    assert float(lf.distill_kl(teacher, batch.full_batch())[0]) == pytest.approx(0.0, abs=1e-6)
+    assert float(lf.distill_kl(teacher, batch.full_batch())[0].detach()) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_bc_loss_choice_and_clear_errors() -> None:
