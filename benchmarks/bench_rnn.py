@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({"run": "trajkit lstm", "seed": seed, **lstm})
         if not args.no_mlp:
             rows.append({"run": "trajkit mlp", "seed": seed,
-                         **run_trajkit(args.env, seed, steps, {**hp, "rnn": "none"}, root / f"mlp_s{seed}")})
+                         **run_trajkit(args.env, seed, steps, {**hp, "rnn": "none", "seq_len": None, "burn_in": 0},
+                                     root / f"mlp_s{seed}")})
         if not args.no_sb3:
             rows.append({"run": "sb3-contrib lstm", "seed": seed, **run_sb3(args.env, seed, steps)})
         print(*(f"{r['run']} seed {r['seed']}: {r['mean']:.1f} in {r['wall']:.0f} s" for r in rows[-3:]), sep="\n")

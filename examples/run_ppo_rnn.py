@@ -2,10 +2,12 @@
 
     python examples/run_ppo_rnn.py                                   # CartPoleNoVel-v1, the preset, 100k steps
     python examples/run_ppo_rnn.py --hp rnn=gru --hp seq_len=32 --hp burn_in=8   # GRU, chunks with burn-in
+    python examples/run_ppo_rnn.py --env PendulumNoVel-v1            # the preset's Pendulum block, 100k steps
 
 Settings come from ``trajkit/run/presets/ppo.yaml`` (its ``CartPoleNoVel-v1`` block:
 ``rnn: lstm``, rl-zoo's ppo_lstm recipe: 8 envs of 32 steps per iteration, episodes
-continuing across iterations, observations and rewards normalized), the file ``trajkit
+continuing across iterations, observations and rewards normalized; its
+``PendulumNoVel-v1`` block: 4 envs of 1024 steps, chunks of 32 steps), the file ``trajkit
 train ppo`` reads; another ``--env`` needs ``--hp rnn=lstm`` (or ``gru``) to be
 recurrent. Each iteration: sample (the sampler carries each env's hidden state across
 steps and iterations and stores it per step as ``hs``) -> Traj -> rewards scaled

@@ -33,3 +33,17 @@ def test_recipe_reaches_its_documented_target_on_seed_0(row, tmp_path):
         torch.set_num_threads(threads)
     assert outcome.env_steps >= row.steps
     assert outcome.eval_mean >= row.target, (row.name, outcome.eval_returns)
+
+
+@pytest.mark.slow
+def test_recurrent_ppo_preset_learns_pendulum_without_velocities(tmp_path):
+    """The ppo preset's PendulumNoVel-v1 block (LSTM, 100k steps) reaches >= -300 (docs/recurrent.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = resolve("ppo", "PendulumNoVel-v1", seed=0)
+        assert cfg.rnn == "lstm" and cfg.steps == 100_000
+        outcome = train(cfg, tmp_path, progress=False, console=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert outcome.eval_mean >= -300.0, outcome.eval_returns
