@@ -20,17 +20,22 @@ from trajkit.run.presets import resolve  # noqa: E402
 from trajkit.run.runner import train  # noqa: E402
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("row", results.ROWS, ids=[r.name for r in results.ROWS])
-def test_recipe_reaches_its_documented_target_on_seed_0(row, tmp_path):
+def train_on_one_thread(cfg, logdir):  # noqa: ANN001, ANN201
+    """``trajkit train``'s run of ``cfg`` on one torch thread (restored afterwards); its outcome."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = resolve(row.algo, row.env, overrides=row.hp, seed=0)
-        assert cfg.steps == row.steps, "the documented budget is the preset's"
-        outcome = train(cfg, tmp_path, progress=False, console=False)
+        return train(cfg, logdir, progress=False, console=False)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", results.ROWS, ids=[r.name for r in results.ROWS])
+def test_recipe_reaches_its_documented_target_on_seed_0(row, tmp_path):
+    cfg = resolve(row.algo, row.env, overrides=row.hp, seed=0)
+    assert cfg.steps == row.steps, "the documented budget is the preset's"
+    outcome = train_on_one_thread(cfg, tmp_path)
     assert outcome.env_steps >= row.steps
     assert outcome.eval_mean >= row.target, (row.name, outcome.eval_returns)
 
@@ -38,12 +43,7 @@ def test_recipe_reaches_its_documented_target_on_seed_0(row, tmp_path):
 @pytest.mark.slow
 def test_recurrent_ppo_preset_learns_pendulum_without_velocities(tmp_path):
     """The ppo preset's PendulumNoVel-v1 block (LSTM, 100k steps) reaches >= -300 (docs/recurrent.md)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg = resolve("ppo", "PendulumNoVel-v1", seed=0)
-        assert cfg.rnn == "lstm" and cfg.steps == 100_000
-        outcome = train(cfg, tmp_path, progress=False, console=False)
-    finally:
-        torch.set_num_threads(threads)
+    cfg = resolve("ppo", "PendulumNoVel-v1", seed=0)
+    assert cfg.rnn == "lstm" and cfg.steps == 100_000
+    outcome = train_on_one_thread(cfg, tmp_path)
     assert outcome.eval_mean >= -300.0, outcome.eval_returns
