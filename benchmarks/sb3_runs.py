@@ -26,15 +26,27 @@ from trajkit.run.config import RunSettings
 EVAL_SEED = 10_000
 
 
+def make_env(env_id: str) -> gym.Env:
+    """``gym.make(env_id)``, after importing the package that registers it (Bullet ids)."""
+    from trajkit.envs.gym_env import import_registering_module
+
+    import_registering_module(env_id)
+    return gym.make(env_id)
+
+
 def evaluate_sb3(model: Any, env_id: str, seed: int, episodes: int) -> list[float]:
-    """Undiscounted returns of ``episodes`` deterministic episodes of an SB3 ``model``."""
-    env = gym.make(env_id)
+    """Undiscounted returns of ``episodes`` deterministic episodes of an SB3 ``model``.
+
+    A model trained under ``VecNormalize`` sees its observations normalized with the
+    training statistics (frozen: evaluation does not update them)."""
+    env = make_env(env_id)
+    norm = model.get_vec_normalize_env()
     rets = []
     for i in range(episodes):
         obs, _ = env.reset(seed=EVAL_SEED + seed) if i == 0 else env.reset()
         done, ret = False, 0.0
         while not done:
-            acs, _ = model.predict(obs, deterministic=True)
+            acs, _ = model.predict(obs if norm is None else norm.normalize_obs(obs), deterministic=True)
             obs, rew, term, trunc, _ = env.step(acs)
             ret += float(rew)
             done = term or trunc
@@ -77,17 +89,25 @@ def _linear(v: float) -> Callable[[float], float]:
 
 
 def ppo(cfg: Any, env_id: str, seed: int) -> Any:
-    """SB3 PPO, rl-zoo's CartPole recipe: 8 envs x 32 steps, the preset's epochs, batch, gamma, lambda, schedules."""
+    """SB3 PPO with the preset's settings: ``num_envs`` envs x ``steps_per_iter / num_envs`` steps, epochs, batch,
+    gamma, lambda, schedules, nets (activation, init, initial log-std), and ``VecNormalize`` for
+    ``obs_norm`` / ``rew_norm`` (CartPole: rl-zoo's recipe, 8 envs x 32 steps)."""
+    import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
-    env = make_vec_env(env_id, n_envs=8, seed=seed)
+    env = make_vec_env(lambda: make_env(env_id), n_envs=cfg.num_envs, seed=seed)
+    if cfg.obs_norm or cfg.rew_norm:
+        env = VecNormalize(env, norm_obs=cfg.obs_norm, norm_reward=cfg.rew_norm, gamma=cfg.gamma)
     t = cfg.train
-    return PPO("MlpPolicy", env, n_steps=cfg.steps_per_iter // 8, batch_size=t.batch_size, gae_lambda=cfg.lam,
-               gamma=cfg.gamma, n_epochs=t.epoch, ent_coef=t.ent_coef, max_grad_norm=t.max_grad_norm,
-               learning_rate=_linear(cfg.lr) if cfg.lr_decay_steps else cfg.lr,
+    policy_kwargs = {"net_arch": list(cfg.hidden), "ortho_init": cfg.ortho_init, "log_std_init": cfg.log_std_init,
+                     "activation_fn": {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]}
+    return PPO("MlpPolicy", env, n_steps=cfg.steps_per_iter // cfg.num_envs, batch_size=t.batch_size,
+               gae_lambda=cfg.lam, gamma=cfg.gamma, n_epochs=t.epoch, ent_coef=t.ent_coef,
+               max_grad_norm=t.max_grad_norm, learning_rate=_linear(cfg.lr) if cfg.lr_decay_steps else cfg.lr,
                clip_range=_linear(t.clip_param) if cfg.clip_decay else t.clip_param,
-               policy_kwargs={"net_arch": list(cfg.hidden)}, seed=seed, device="cpu", verbose=0)
+               policy_kwargs=policy_kwargs, seed=seed, device="cpu", verbose=0)
 
 
 def trpo(cfg: Any, env_id: str, seed: int) -> Any:
@@ -95,7 +115,7 @@ def trpo(cfg: Any, env_id: str, seed: int) -> Any:
     from sb3_contrib import TRPO
 
     t = cfg.train
-    return TRPO("MlpPolicy", gym.make(env_id), n_steps=cfg.steps_per_iter, batch_size=t.vf_batch_size,
+    return TRPO("MlpPolicy", make_env(env_id), n_steps=cfg.steps_per_iter, batch_size=t.vf_batch_size,
                 gamma=cfg.gamma, gae_lambda=cfg.lam, target_kl=t.max_kl, cg_max_steps=t.cg_iters,
                 cg_damping=t.cg_damping, line_search_max_iter=t.backtrack_steps, n_critic_updates=t.vf_epoch,
                 learning_rate=cfg.vf_lr, normalize_advantage=True,
@@ -112,7 +132,7 @@ def sac(cfg: Any, env_id: str, seed: int) -> Any:
     """SB3 SAC with the preset's nets, lr, batch, buffer, warm-up, tau; a gradient step per env step."""
     from stable_baselines3 import SAC
 
-    return SAC("MlpPolicy", gym.make(env_id), tau=cfg.train.tau, train_freq=(1, "episode"), gradient_steps=-1,
+    return SAC("MlpPolicy", make_env(env_id), tau=cfg.train.tau, train_freq=(1, "episode"), gradient_steps=-1,
                **_off_policy_kwargs(cfg, seed))
 
 
@@ -121,7 +141,7 @@ def _noisy(cls_name: str) -> Callable[[Any, str, int], Any]:
         import stable_baselines3
         from stable_baselines3.common.noise import NormalActionNoise
 
-        env = gym.make(env_id)
+        env = make_env(env_id)
         ad = env.action_space.shape[0]
         scale = float(env.action_space.high[0])  # SB3 adds the noise in env units, trajkit in [-1, 1]
         noise = NormalActionNoise(np.zeros(ad), cfg.action_noise * scale * np.ones(ad))
@@ -149,7 +169,7 @@ def dqn(cfg: Any, env_id: str, seed: int) -> Any:
 
         kw["learning_rate"] = lr
     interval = max(1, round(cfg.train.target_update_interval / cfg.grad_ratio))
-    return DQN("MlpPolicy", gym.make(env_id), train_freq=cfg.train_freq,
+    return DQN("MlpPolicy", make_env(env_id), train_freq=cfg.train_freq,
                gradient_steps=int(cfg.train_freq * cfg.grad_ratio), target_update_interval=interval,
                tau=cfg.train.tau, n_steps=cfg.nstep, exploration_fraction=cfg.exploration_steps / cfg.steps,
                exploration_final_eps=cfg.eps_end, **kw)

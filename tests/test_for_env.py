@@ -108,3 +108,53 @@ def test_observations_of_another_size_are_named_at_the_call():
     pol = tk.GaussianPol.for_env(tk.GymEnv("Pendulum-v1"))
     with pytest.raises(ValueError, match="5 features per row; this model's observation space has 3"):
         pol(torch.zeros(2, 5))
+
+
+# ------------------------------------------------------------------ the run layer's net settings
+def _is_orthogonal(w: torch.Tensor) -> bool:
+    rows = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+    return torch.allclose(rows / rows.diagonal().mean(), torch.eye(len(rows)), atol=1e-4)
+
+
+def test_the_net_settings_of_on_policy_configs_reach_the_models():
+    from trajkit.run.presets import resolve
+    from trajkit.run.registry import build_models
+
+    cfg = resolve("ppo", "Pendulum-v1", {"activation": "relu", "ortho_init": "false", "log_std_init": "-2",
+                                         "hidden": "32,32"})
+    models = build_models(cfg, gym.spaces.Box(-1, 1, (3,)), BOX)
+    pol, vf = models.train_args["pol"], models.train_args["vf"]
+    assert torch.equal(pol.log_std.detach(), torch.full((2,), -2.0))
+    for net in (pol.net, vf.net):
+        assert [type(m) for m in net if not isinstance(m, nn.Linear)] == [nn.ReLU, nn.ReLU]
+        assert not _is_orthogonal(net[0].weight.detach())
+    default = build_models(resolve("ppo", "Pendulum-v1", {"hidden": "32,32"}), gym.spaces.Box(-1, 1, (3,)), BOX)
+    pol = default.train_args["pol"]
+    assert [type(m) for m in pol.net if not isinstance(m, nn.Linear)] == [nn.Tanh, nn.Tanh]
+    assert _is_orthogonal(pol.net[0].weight.detach()) and torch.equal(pol.log_std.detach(), torch.zeros(2))
+
+
+def test_recurrent_nets_refuse_the_mlp_only_settings():
+    from trajkit.run.fields import ConfigError
+    from trajkit.run.presets import resolve
+    from trajkit.run.registry import build_models
+
+    cfg = resolve("ppo", "Pendulum-v1", {"rnn": "lstm", "activation": "relu"})
+    with pytest.raises(ConfigError, match="recurrent nets are tanh"):
+        build_models(cfg, gym.spaces.Box(-1, 1, (3,)), BOX)
+    cfg = resolve("ppo", "Pendulum-v1", {"rnn": "lstm", "log_std_init": "-1"})
+    pol = build_models(cfg, gym.spaces.Box(-1, 1, (3,)), BOX).train_args["pol"]
+    assert torch.equal(pol.log_std.detach(), torch.full((2,), -1.0))
+
+
+def test_the_bullet_presets_are_rl_zoos_recipes_without_gsde():
+    from trajkit.run.presets import resolve
+
+    for env in ("HalfCheetahBulletEnv-v0", "HopperBulletEnv-v0"):
+        ppo = resolve("ppo", env)
+        assert (ppo.steps_per_iter, ppo.num_envs, ppo.continuing, ppo.hidden) == (8192, 16, True, [256, 256])
+        assert (ppo.activation, ppo.ortho_init, ppo.log_std_init, ppo.lr, ppo.lam) == ("relu", False, -2.0, 3e-5, 0.9)
+        assert (ppo.train.epoch, ppo.train.batch_size, ppo.train.clip_param) == (20, 128, 0.4)
+        sac = resolve("sac", env)
+        assert (sac.learning_starts, sac.buffer_size, sac.hidden, sac.lr) == (10_000, 300_000, [400, 300], 7.3e-4)
+        assert (sac.train.gamma, sac.train.tau, sac.epis_per_iter) == (0.98, 0.02, 1)

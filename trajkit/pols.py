@@ -98,18 +98,21 @@ class GaussianPol(BasePol):
         state_dependent_std: bool = False,
         log_std_init: float = 0.0,
         rescale: bool = True,
+        orthogonal: bool = True,
         obs_normalizer: nn.Module | None = None,
     ) -> Self:
-        """A Gaussian policy on an orthogonally initialized MLP sized for ``env``'s spaces.
+        """A Gaussian policy on an MLP sized for ``env``'s spaces.
 
         ``env``: anything with ``observation_space`` and ``action_space`` (a GymEnv, a
         gymnasium env) or an ``(ob_space, ac_space)`` pair. The net maps ``obs_dim`` to
         ``A`` means (``log_std`` a learned parameter) or, with ``state_dependent_std``,
-        ``2A`` (mean and log-std); its last layer has gain 0.01.
+        ``2A`` (mean and log-std); with ``orthogonal`` (default) it is orthogonally
+        initialized and its last layer has gain 0.01, else PyTorch's default init.
         """
         ob, ac = env_spaces(env)
         a = flat_dim(require_box(ac, cls.__name__))
-        net = mlp(flat_dim(ob), 2 * a if state_dependent_std else a, hidden, activation, out_gain=0.01)
+        net = mlp(flat_dim(ob), 2 * a if state_dependent_std else a, hidden, activation, out_gain=0.01,
+                  orthogonal=orthogonal)
         return cls(ob, require_box(ac, cls.__name__), net, log_std_init=log_std_init, rescale=rescale,
                    obs_normalizer=obs_normalizer)
 
@@ -152,9 +155,11 @@ class CategoricalPol(BasePol):
         *,
         hidden: Sequence[int] = (64, 64),
         activation: type[nn.Module] = nn.Tanh,
+        orthogonal: bool = True,
         obs_normalizer: nn.Module | None = None,
     ) -> Self:
-        """A categorical policy on an orthogonally initialized MLP ``obs_dim -> n`` (last-layer gain 0.01).
+        """A categorical policy on an MLP ``obs_dim -> n``: orthogonally initialized, last-layer gain 0.01
+        (``orthogonal=False``: PyTorch's default init).
 
         ``env``: an env with ``observation_space`` and a Discrete ``action_space``, or an
         ``(ob_space, ac_space)`` pair.
@@ -162,7 +167,7 @@ class CategoricalPol(BasePol):
         ob, ac = env_spaces(env)
         if not isinstance(ac, gym.spaces.Discrete):
             raise TypeError(f"CategoricalPol needs a Discrete action space, got {ac}")
-        net = mlp(flat_dim(ob), int(ac.n), hidden, activation, out_gain=0.01)
+        net = mlp(flat_dim(ob), int(ac.n), hidden, activation, out_gain=0.01, orthogonal=orthogonal)
         return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
@@ -204,13 +209,15 @@ class MultiCategoricalPol(BasePol):
         *,
         hidden: Sequence[int] = (64, 64),
         activation: type[nn.Module] = nn.Tanh,
+        orthogonal: bool = True,
         obs_normalizer: nn.Module | None = None,
     ) -> Self:
-        """Independent categoricals on an orthogonally initialized MLP ``obs_dim -> sum(nvec)`` (gain 0.01)."""
+        """Independent categoricals on an MLP ``obs_dim -> sum(nvec)`` (orthogonal init with gain 0.01 unless
+        ``orthogonal=False``)."""
         ob, ac = env_spaces(env)
         if not isinstance(ac, gym.spaces.MultiDiscrete):
             raise TypeError(f"MultiCategoricalPol needs a MultiDiscrete action space, got {ac}")
-        net = mlp(flat_dim(ob), int(ac.nvec.sum()), hidden, activation, out_gain=0.01)
+        net = mlp(flat_dim(ob), int(ac.nvec.sum()), hidden, activation, out_gain=0.01, orthogonal=orthogonal)
         return cls(ob, ac, net, obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:

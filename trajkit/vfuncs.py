@@ -39,14 +39,15 @@ class DeterministicSVfunc(RecurrentModel, nn.Module):
         *,
         hidden: Sequence[int] = (64, 64),
         activation: type[nn.Module] = nn.Tanh,
+        orthogonal: bool = True,
         obs_normalizer: nn.Module | None = None,
     ) -> Self:
-        """``V(s)`` on an orthogonally initialized MLP ``obs_dim -> 1``.
+        """``V(s)`` on an MLP ``obs_dim -> 1``, orthogonally initialized (``orthogonal=False``: PyTorch's default).
 
         ``env``: an env, an ``(ob_space, ac_space)`` pair or the observation space itself.
         """
         ob = env if isinstance(env, gym.Space) else env_spaces(env)[0]
-        return cls(ob, mlp(flat_dim(ob), 1, hidden, activation), obs_normalizer=obs_normalizer)
+        return cls(ob, mlp(flat_dim(ob), 1, hidden, activation, orthogonal=orthogonal), obs_normalizer=obs_normalizer)
 
     def forward(self, obs: torch.Tensor, hs: torch.Tensor | None = None, h_masks: torch.Tensor | None = None) -> Any:
         out, hs = self._run_net(obs, self._features, hs, h_masks)

@@ -106,6 +106,11 @@ class OnPolicyConfig(RunSettings):
         "recurrent policy and value function: an lstm/gru core of hidden[0] units, then an MLP head of hidden[1:] "
         "(none: MLPs of hidden)", default="none",
     )
+    activation: Literal["tanh", "relu"] = hp("hidden-layer activation of the policy and value MLPs",
+                                             default="tanh")
+    ortho_init: bool = hp("orthogonal init of the MLPs (policy output gain 0.01); false: PyTorch's default init",
+                          default=True)
+    log_std_init: float = hp("initial log-std of a Gaussian policy (Box actions)", default=0.0)
 
     def check(self) -> None:
         workers = max(1, self.num_parallel)

@@ -137,25 +137,48 @@ def _recurrent_pol(ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[in
     raise ConfigError(f"no on-policy policy for action space {ac_space}")
 
 
+@dataclass(frozen=True)
+class NetSpec:
+    """How on-policy MLPs are built: hidden-layer activation, orthogonal init, a Gaussian's initial log-std."""
+
+    activation: str = "tanh"
+    ortho_init: bool = True
+    log_std_init: float = 0.0
+
+    @property
+    def activation_cls(self) -> type[nn.Module]:
+        """The activation's module class (``"tanh"`` or ``"relu"``)."""
+        return {"tanh": nn.Tanh, "relu": nn.ReLU}[self.activation]
+
+
 def on_policy_pol(
-    ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[int], norm: ObsNormalizer | None, rnn: str = "none"
+    ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[int], norm: ObsNormalizer | None, rnn: str = "none",
+    spec: NetSpec = NetSpec(),
 ) -> BasePol:
-    """A categorical, multi-categorical or Gaussian policy, by action space: an MLP (the classes' ``for_env``),
-    or with ``rnn`` ``"lstm"``/``"gru"`` a recurrent net (:func:`_rnn_net`)."""
+    """A categorical, multi-categorical or Gaussian policy, by action space: an MLP (the classes' ``for_env``,
+    built as ``spec`` says), or with ``rnn`` ``"lstm"``/``"gru"`` a recurrent net (:func:`_rnn_net`)."""
     if rnn != "none":
-        return _recurrent_pol(ob_space, ac_space, hidden, norm, rnn)
+        if spec != NetSpec(log_std_init=spec.log_std_init):
+            raise ConfigError(f"rnn={rnn}: recurrent nets are tanh with orthogonal init ({spec})")
+        pol = _recurrent_pol(ob_space, ac_space, hidden, norm, rnn)
+        if isinstance(pol, GaussianPol) and pol.log_std is not None:
+            pol.log_std.data.fill_(spec.log_std_init)
+        return pol
     spaces = (ob_space, ac_space)
+    kw: dict[str, Any] = {"hidden": hidden, "activation": spec.activation_cls, "orthogonal": spec.ortho_init,
+                          "obs_normalizer": norm}
     if isinstance(ac_space, gym.spaces.Discrete):
-        return CategoricalPol.for_env(spaces, hidden=hidden, obs_normalizer=norm)
+        return CategoricalPol.for_env(spaces, **kw)
     if isinstance(ac_space, gym.spaces.MultiDiscrete):
-        return MultiCategoricalPol.for_env(spaces, hidden=hidden, obs_normalizer=norm)
+        return MultiCategoricalPol.for_env(spaces, **kw)
     if isinstance(ac_space, gym.spaces.Box):
-        return GaussianPol.for_env(spaces, hidden=hidden, obs_normalizer=norm)
+        return GaussianPol.for_env(spaces, log_std_init=spec.log_std_init, **kw)
     raise ConfigError(f"no on-policy policy for action space {ac_space}")
 
 
 def make_pol_vf(
-    env: Any, hidden: Sequence[int] = (64, 64), obs_norm: bool = False, rnn: str = "none"
+    env: Any, hidden: Sequence[int] = (64, 64), obs_norm: bool = False, rnn: str = "none",
+    spec: NetSpec = NetSpec(),
 ) -> tuple[BasePol, DeterministicSVfunc]:
     """An on-policy policy (categorical, multi-categorical or Gaussian, by ``env``'s action space) and a value function.
 
@@ -163,21 +186,24 @@ def make_pol_vf(
     :class:`~trajkit.GymEnv`, a gymnasium env). With ``obs_norm`` both share one
     :class:`~trajkit.ObsNormalizer` (``pol.obs_normalizer``; update it from the loop).
     With ``rnn`` ``"lstm"`` or ``"gru"`` both are recurrent: a core of ``hidden[0]``
-    units and an MLP head of ``hidden[1:]``. These are the models ``trajkit train
-    ppo|ppo_kl|trpo|vpg`` builds.
+    units and an MLP head of ``hidden[1:]``. ``spec``: the MLPs' activation and init and a
+    Gaussian's initial log-std (default: tanh, orthogonal, 0). These are the models
+    ``trajkit train ppo|ppo_kl|trpo|vpg`` builds.
     """
     ob_space, ac_space = env.observation_space, env.action_space
     norm = ObsNormalizer(ob_space.shape or ()) if obs_norm else None
-    pol = on_policy_pol(ob_space, ac_space, hidden, norm, rnn)
+    pol = on_policy_pol(ob_space, ac_space, hidden, norm, rnn, spec)
     if rnn != "none":
         vf_net = _rnn_net(rnn, flat_dim(ob_space), 1, hidden, 1.0)
         return pol, DeterministicSVfunc(ob_space, vf_net, obs_normalizer=norm)
-    return pol, DeterministicSVfunc.for_env(ob_space, hidden=hidden, obs_normalizer=norm)
+    return pol, DeterministicSVfunc.for_env(ob_space, hidden=hidden, activation=spec.activation_cls,
+                                            orthogonal=spec.ortho_init, obs_normalizer=norm)
 
 
 def build_on_policy(cfg: OnPolicyConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """Policy (by action space), value function, their optimizers and an optional shared normalizer."""
-    pol, vf = make_pol_vf(Spaces(ob_space, ac_space), cfg.hidden, cfg.obs_norm, cfg.rnn)
+    spec = NetSpec(activation=cfg.activation, ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init)
+    pol, vf = make_pol_vf(Spaces(ob_space, ac_space), cfg.hidden, cfg.obs_norm, cfg.rnn, spec)
     norm = pol.obs_normalizer
     assert norm is None or isinstance(norm, ObsNormalizer)
     optim_vf = torch.optim.Adam(vf.parameters(), cfg.vf_lr)
