@@ -158,3 +158,11 @@ def test_the_bullet_presets_are_rl_zoos_recipes_without_gsde():
         sac = resolve("sac", env)
         assert (sac.learning_starts, sac.buffer_size, sac.hidden, sac.lr) == (10_000, 300_000, [400, 300], 7.3e-4)
         assert (sac.train.gamma, sac.train.tau, sac.epis_per_iter) == (0.98, 0.02, 1)
+
+
+def test_make_pol_vf_takes_the_net_settings_and_refuses_an_unknown_activation():
+    pol, vf = tk.make_pol_vf(tk.GymEnv("Pendulum-v1"), hidden=(8,), activation="relu", log_std_init=-1.5)
+    assert isinstance(pol.net[1], nn.ReLU) and isinstance(vf.net[1], nn.ReLU)
+    assert torch.equal(pol.log_std.detach(), torch.full((1,), -1.5))
+    with pytest.raises(ValueError, match="activation must be 'tanh' or 'relu', got 'gelu'"):
+        tk.make_pol_vf(tk.GymEnv("Pendulum-v1"), activation="gelu")

@@ -177,8 +177,8 @@ def on_policy_pol(
 
 
 def make_pol_vf(
-    env: Any, hidden: Sequence[int] = (64, 64), obs_norm: bool = False, rnn: str = "none",
-    spec: NetSpec = NetSpec(),
+    env: Any, hidden: Sequence[int] = (64, 64), obs_norm: bool = False, rnn: str = "none", *,
+    activation: str = "tanh", ortho_init: bool = True, log_std_init: float = 0.0,
 ) -> tuple[BasePol, DeterministicSVfunc]:
     """An on-policy policy (categorical, multi-categorical or Gaussian, by ``env``'s action space) and a value function.
 
@@ -186,10 +186,14 @@ def make_pol_vf(
     :class:`~trajkit.GymEnv`, a gymnasium env). With ``obs_norm`` both share one
     :class:`~trajkit.ObsNormalizer` (``pol.obs_normalizer``; update it from the loop).
     With ``rnn`` ``"lstm"`` or ``"gru"`` both are recurrent: a core of ``hidden[0]``
-    units and an MLP head of ``hidden[1:]``. ``spec``: the MLPs' activation and init and a
-    Gaussian's initial log-std (default: tanh, orthogonal, 0). These are the models
-    ``trajkit train ppo|ppo_kl|trpo|vpg`` builds.
+    units and an MLP head of ``hidden[1:]``. ``activation`` (``"tanh"`` or ``"relu"``) and
+    ``ortho_init`` (orthogonal init, the policy's output gain 0.01; false: PyTorch's default)
+    shape the MLPs, ``log_std_init`` a Gaussian policy's initial log-std. These are the
+    models ``trajkit train ppo|ppo_kl|trpo|vpg`` builds.
     """
+    if activation not in ("tanh", "relu"):
+        raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
+    spec = NetSpec(activation=activation, ortho_init=ortho_init, log_std_init=log_std_init)
     ob_space, ac_space = env.observation_space, env.action_space
     norm = ObsNormalizer(ob_space.shape or ()) if obs_norm else None
     pol = on_policy_pol(ob_space, ac_space, hidden, norm, rnn, spec)
@@ -202,8 +206,8 @@ def make_pol_vf(
 
 def build_on_policy(cfg: OnPolicyConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
     """Policy (by action space), value function, their optimizers and an optional shared normalizer."""
-    spec = NetSpec(activation=cfg.activation, ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init)
-    pol, vf = make_pol_vf(Spaces(ob_space, ac_space), cfg.hidden, cfg.obs_norm, cfg.rnn, spec)
+    pol, vf = make_pol_vf(Spaces(ob_space, ac_space), cfg.hidden, cfg.obs_norm, cfg.rnn, activation=cfg.activation,
+                          ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init)
     norm = pol.obs_normalizer
     assert norm is None or isinstance(norm, ObsNormalizer)
     optim_vf = torch.optim.Adam(vf.parameters(), cfg.vf_lr)
