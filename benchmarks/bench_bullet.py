@@ -92,16 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for row in rows:
             for seed in args.seeds:
                 for library in args.libraries:
-                    budget = args.steps or row.steps
-                    old = results_report.find(results_report.read_records(results_file), row.name, library, seed,
-                                              budget)
-                    if old is not None and not args.rerun and (ROOT / old["logdir"]).exists():
-                        print(f"{row.name} {library} seed {seed}: recorded {old['eval_mean']} (skipped)")
-                        continue
-                    rec = results.run_one(row, seed, library, args.logroot, args.steps)
-                    results_report.add_record(results_file, rec)
-                    print(f"{row.name} {library} seed {seed}: {rec['eval_mean']:.1f} at {rec['steps']} steps "
-                          f"(wall {rec['wall_s']:.0f} s, CPU {rec['cpu_s']:.0f} s)", flush=True)
+                    results.train_recorded(results_file, row, seed, library, args.logroot, args.steps, args.rerun)
     records = results_report.read_records(results_file)
     report_rows = [Row(r.name, r.algo, r.env, args.steps or r.steps, r.target, r.page, label=r.label) for r in ROWS]
     for row in report_rows:

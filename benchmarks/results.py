@@ -145,6 +145,21 @@ def run_one(row: Row, seed: int, library: str, logroot: Path, steps: int | None)
             "logdir": str(logdir.relative_to(ROOT) if logdir.is_relative_to(ROOT) else logdir)}
 
 
+def train_recorded(results_file: Path, row: Row, seed: int, library: str, logroot: Path, steps: int | None,
+                   rerun: bool) -> None:
+    """Train one run of ``row`` and add its record to ``results_file``, unless a record with its logs is there
+    (and not ``rerun``); prints the outcome."""
+    budget = steps or row.steps
+    old = results_report.find(results_report.read_records(results_file), row.name, library, seed, budget)
+    if old is not None and not rerun and (ROOT / old["logdir"]).exists():
+        print(f"{row.name} {library} seed {seed}: recorded {old['eval_mean']} (skipped)")
+        return
+    rec = run_one(row, seed, library, logroot, steps)
+    results_report.add_record(results_file, rec)
+    print(f"{row.name} {library} seed {seed}: {rec['eval_mean']:.1f} at {rec['steps']} steps "
+          f"(wall {rec['wall_s']:.0f} s, CPU {rec['cpu_s']:.0f} s)", flush=True)
+
+
 def libraries(row: Row, sb3: bool) -> list[str]:
     """trajkit, and SB3 where it has the algorithm (and the row is the plain recipe)."""
     import sb3_runs
@@ -169,21 +184,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(1)
     rows = select(args.algos)
     results_file = args.data / "results.csv"
-    records = results_report.read_records(results_file)
     if not args.report_only:  # several benchmarks may run side by side on different rows
         for row in reversed(rows) if args.reverse else rows:
             for seed in args.seeds:
                 for library in libraries(row, not args.no_sb3):
-                    budget = args.steps or row.steps
-                    old = results_report.find(results_report.read_records(results_file), row.name, library, seed,
-                                              budget)
-                    if old is not None and not args.rerun and (ROOT / old["logdir"]).exists():
-                        print(f"{row.name} {library} seed {seed}: recorded {old['eval_mean']} (skipped)")
-                        continue
-                    rec = run_one(row, seed, library, args.logroot, args.steps)
-                    records = results_report.add_record(results_file, rec)
-                    print(f"{row.name} {library} seed {seed}: {rec['eval_mean']:.1f} "
-                          f"(wall {rec['wall_s']:.0f} s, CPU {rec['cpu_s']:.0f} s)", flush=True)
+                    train_recorded(results_file, row, seed, library, args.logroot, args.steps, args.rerun)
     records = results_report.read_records(results_file)
     report_rows = [dataclasses.replace(r, steps=args.steps) if args.steps else r for r in ROWS]
     readme = ROOT / "README.md" if args.docs.resolve() == (ROOT / "docs").resolve() else None
