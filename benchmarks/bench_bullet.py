@@ -55,7 +55,7 @@ def select(names: Sequence[str] | None) -> list[Row]:
     return [ROWS_BY_NAME[n] for n in names]
 
 
-def block(rows: Sequence[Row], records: Sequence[dict], image_dir: str) -> list[str]:
+def block(rows: Sequence[Row], records: Sequence[dict], data: Path, image_dir: str) -> list[str]:
     """The docs block: per row, a table of trajkit and SB3 per seed with wall and CPU time, and its curves."""
     lines: list[str] = []
     for row in rows:
@@ -67,7 +67,7 @@ def block(rows: Sequence[Row], records: Sequence[dict], image_dir: str) -> list[
             continue
         seeds = sorted({r["seed"] for r in runs})
         lines += [*results_report.row_table(row, records, seeds), ""]
-        if (ROOT / "docs" / "results" / f"{row.name}.png").exists():
+        if (data / f"{row.name}.png").exists():
             lines += [f"![{row.title} on {row.env}: deterministic evaluation return against env steps, trajkit "
                       f"and SB3]({image_dir}/{row.name}.png)", ""]
     return lines
@@ -103,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"{row.name}: no curves ({e})")
     image_dir = os.path.relpath(args.data, args.page.parent)
     page = args.page.read_text()
-    args.page.write_text(results_report.replace_block(page, block(report_rows, records, image_dir), args.page))
-    print("\n".join(block(report_rows, records, image_dir)))
+    args.page.write_text(results_report.replace_block(page, block(report_rows, records, args.data, image_dir), args.page))
+    print("\n".join(block(report_rows, records, args.data, image_dir)))
 
 
 if __name__ == "__main__":
