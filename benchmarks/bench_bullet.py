@@ -103,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"{row.name}: no curves ({e})")
     image_dir = os.path.relpath(args.data, args.page.parent)
     page = args.page.read_text()
-    args.page.write_text(results_report.replace_block(page, block(report_rows, records, args.data, image_dir), args.page))
-    print("\n".join(block(report_rows, records, args.data, image_dir)))
+    lines = block(report_rows, records, args.data, image_dir)
+    args.page.write_text(results_report.replace_block(page, lines, args.page))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
