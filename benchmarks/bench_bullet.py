@@ -19,6 +19,7 @@ block of ``docs/bullet.md``. Logs: ``runs/bullet/ROW/{trajkit,sb3}_sSEED``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -94,9 +95,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for library in args.libraries:
                     results.train_recorded(results_file, row, seed, library, args.logroot, args.steps, args.rerun)
     records = results_report.read_records(results_file)
-    report_rows = [Row(r.name, r.algo, r.env, args.steps or r.steps, r.target, r.page, label=r.label) for r in ROWS]
+    report_rows = [dataclasses.replace(r, steps=args.steps) if args.steps else r for r in ROWS]
+    drawn = {r.name for r in (report_rows if args.report_only else rows)}
     for row in report_rows:
-        if args.report_only or row.name in {r.name for r in rows}:
+        if row.name in drawn:
             try:
                 results_report.write_image(row, records, ROOT, args.data / f"{row.name}.png")
             except KeyError as e:  # a run too short to have evaluated before its end

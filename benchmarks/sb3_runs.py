@@ -92,17 +92,18 @@ def ppo(cfg: Any, env_id: str, seed: int) -> Any:
     """SB3 PPO with the preset's settings: ``num_envs`` envs x ``steps_per_iter / num_envs`` steps, epochs, batch,
     gamma, lambda, schedules, nets (activation, init, initial log-std), and ``VecNormalize`` for
     ``obs_norm`` / ``rew_norm`` (CartPole: rl-zoo's recipe, 8 envs x 32 steps)."""
-    import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
+
+    from trajkit.run.models import ACTIVATIONS
 
     env = make_vec_env(lambda: make_env(env_id), n_envs=cfg.num_envs, seed=seed)
     if cfg.obs_norm or cfg.rew_norm:
         env = VecNormalize(env, norm_obs=cfg.obs_norm, norm_reward=cfg.rew_norm, gamma=cfg.gamma)
     t = cfg.train
     policy_kwargs = {"net_arch": list(cfg.hidden), "ortho_init": cfg.ortho_init, "log_std_init": cfg.log_std_init,
-                     "activation_fn": {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]}
+                     "activation_fn": ACTIVATIONS[cfg.activation]}
     return PPO("MlpPolicy", env, n_steps=cfg.steps_per_iter // cfg.num_envs, batch_size=t.batch_size,
                gae_lambda=cfg.lam, gamma=cfg.gamma, n_epochs=t.epoch, ent_coef=t.ent_coef,
                max_grad_norm=t.max_grad_norm, learning_rate=_linear(cfg.lr) if cfg.lr_decay_steps else cfg.lr,

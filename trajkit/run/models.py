@@ -123,7 +123,7 @@ def _rnn_net(rnn: str, in_dim: int, out_dim: int, hidden: Sequence[int], out_gai
 
 
 def _recurrent_pol(ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[int], norm: ObsNormalizer | None,
-                   rnn: str) -> BasePol:
+                   rnn: str, log_std_init: float) -> BasePol:
     od = flat_dim(ob_space)
     if isinstance(ac_space, gym.spaces.Discrete):
         return CategoricalPol(ob_space, ac_space, _rnn_net(rnn, od, int(ac_space.n), hidden, 0.01),
@@ -133,46 +133,35 @@ def _recurrent_pol(ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[in
         return MultiCategoricalPol(ob_space, ac_space, net, obs_normalizer=norm)
     if isinstance(ac_space, gym.spaces.Box):
         return GaussianPol(ob_space, ac_space, _rnn_net(rnn, od, flat_dim(ac_space), hidden, 0.01),
-                           obs_normalizer=norm)
+                           log_std_init=log_std_init, obs_normalizer=norm)
     raise ConfigError(f"no on-policy policy for action space {ac_space}")
 
 
-@dataclass(frozen=True)
-class NetSpec:
-    """How on-policy MLPs are built: hidden-layer activation, orthogonal init, a Gaussian's initial log-std."""
-
-    activation: str = "tanh"
-    ortho_init: bool = True
-    log_std_init: float = 0.0
-
-    @property
-    def activation_cls(self) -> type[nn.Module]:
-        """The activation's module class (``"tanh"`` or ``"relu"``)."""
-        return {"tanh": nn.Tanh, "relu": nn.ReLU}[self.activation]
+#: the hidden-layer activations of on-policy MLPs, by the name configs use
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 def on_policy_pol(
     ob_space: gym.Space, ac_space: gym.Space, hidden: Sequence[int], norm: ObsNormalizer | None, rnn: str = "none",
-    spec: NetSpec = NetSpec(),
+    *, activation: str = "tanh", ortho_init: bool = True, log_std_init: float = 0.0,
 ) -> BasePol:
-    """A categorical, multi-categorical or Gaussian policy, by action space: an MLP (the classes' ``for_env``,
-    built as ``spec`` says), or with ``rnn`` ``"lstm"``/``"gru"`` a recurrent net (:func:`_rnn_net`)."""
+    """A categorical, multi-categorical or Gaussian policy, by action space: an MLP (the classes' ``for_env``
+    with ``activation``, ``ortho_init`` and ``log_std_init``), or with ``rnn`` ``"lstm"``/``"gru"`` a recurrent
+    net (:func:`_rnn_net`; tanh, orthogonal init)."""
     if rnn != "none":
-        if spec != NetSpec(log_std_init=spec.log_std_init):
-            raise ConfigError(f"rnn={rnn}: recurrent nets are tanh with orthogonal init ({spec})")
-        pol = _recurrent_pol(ob_space, ac_space, hidden, norm, rnn)
-        if isinstance(pol, GaussianPol) and pol.log_std is not None:
-            pol.log_std.data.fill_(spec.log_std_init)
-        return pol
+        if activation != "tanh" or not ortho_init:
+            raise ConfigError(f"rnn={rnn}: recurrent nets are tanh with orthogonal init "
+                              f"(activation={activation!r}, ortho_init={ortho_init})")
+        return _recurrent_pol(ob_space, ac_space, hidden, norm, rnn, log_std_init)
     spaces = (ob_space, ac_space)
-    kw: dict[str, Any] = {"hidden": hidden, "activation": spec.activation_cls, "orthogonal": spec.ortho_init,
+    kw: dict[str, Any] = {"hidden": hidden, "activation": ACTIVATIONS[activation], "orthogonal": ortho_init,
                           "obs_normalizer": norm}
     if isinstance(ac_space, gym.spaces.Discrete):
         return CategoricalPol.for_env(spaces, **kw)
     if isinstance(ac_space, gym.spaces.MultiDiscrete):
         return MultiCategoricalPol.for_env(spaces, **kw)
     if isinstance(ac_space, gym.spaces.Box):
-        return GaussianPol.for_env(spaces, log_std_init=spec.log_std_init, **kw)
+        return GaussianPol.for_env(spaces, log_std_init=log_std_init, **kw)
     raise ConfigError(f"no on-policy policy for action space {ac_space}")
 
 
@@ -191,17 +180,17 @@ def make_pol_vf(
     shape the MLPs, ``log_std_init`` a Gaussian policy's initial log-std. These are the
     models ``trajkit train ppo|ppo_kl|trpo|vpg`` builds.
     """
-    if activation not in ("tanh", "relu"):
+    if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
-    spec = NetSpec(activation=activation, ortho_init=ortho_init, log_std_init=log_std_init)
     ob_space, ac_space = env.observation_space, env.action_space
     norm = ObsNormalizer(ob_space.shape or ()) if obs_norm else None
-    pol = on_policy_pol(ob_space, ac_space, hidden, norm, rnn, spec)
+    pol = on_policy_pol(ob_space, ac_space, hidden, norm, rnn, activation=activation, ortho_init=ortho_init,
+                        log_std_init=log_std_init)
     if rnn != "none":
         vf_net = _rnn_net(rnn, flat_dim(ob_space), 1, hidden, 1.0)
         return pol, DeterministicSVfunc(ob_space, vf_net, obs_normalizer=norm)
-    return pol, DeterministicSVfunc.for_env(ob_space, hidden=hidden, activation=spec.activation_cls,
-                                            orthogonal=spec.ortho_init, obs_normalizer=norm)
+    return pol, DeterministicSVfunc.for_env(ob_space, hidden=hidden, activation=ACTIVATIONS[activation],
+                                            orthogonal=ortho_init, obs_normalizer=norm)
 
 
 def build_on_policy(cfg: OnPolicyConfig, ob_space: gym.Space, ac_space: gym.Space) -> Models:
